@@ -1,0 +1,1 @@
+"""SageMaker and SageMaker Runtime APIs that execute jobs under the container contract."""

@@ -1,0 +1,1 @@
+"""The ML pipeline package: settings, job request builders, data quality, deploy, cost."""
