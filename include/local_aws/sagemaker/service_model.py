@@ -145,7 +145,7 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         pattern.replace(r"\p{XDigit}", "0-9A-Fa-f")
         .replace(r"\p{Alpha}", "A-Za-z")
         .replace(r"\p{Alnum}", "A-Za-z0-9")
-        .replace(r"\p{L}", r"^\W\d_")
+        .replace(r"\p{L}", r"\w")  # a superset (adds digits and _): lenient, never wrong
         .replace(r"\p{Z}", r"\s")
         .replace(r"\p{N}", r"\d")
     )

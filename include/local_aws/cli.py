@@ -1,0 +1,125 @@
+"""``local-aws``: serve the embedded AWS, and inject faults into a running one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:4566"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="local-aws", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run local_aws in the foreground")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4566)
+    serve.add_argument("--data-dir", default=".local-aws")
+    serve.add_argument("--region", default="us-east-1")
+    serve.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow binding an address other than loopback (there is no authentication)",
+    )
+    serve.add_argument("--keep-sandboxes", action="store_true", help="keep job dirs after success")
+
+    for name in ("health", "fault"):
+        p = sub.add_parser(name, help="check a running local_aws" if name == "health" else "inject a fault")
+        p.add_argument("--endpoint-url", default=DEFAULT_URL)
+        if name == "fault":
+            faults = p.add_subparsers(dest="fault", required=True)
+            t = faults.add_parser("throttle", help="answer a fraction of SageMaker calls with ThrottlingException")
+            t.add_argument("--fraction", type=float, required=True)
+            t.add_argument("--operations", help="comma-separated operation names (default: all)")
+            f = faults.add_parser("fail-job", help="fail a running job")
+            f.add_argument("kind", choices=["training-jobs", "processing-jobs", "transform-jobs"])
+            f.add_argument("name")
+            f.add_argument("--reason")
+            s = faults.add_parser("interrupt-spot", help="reclaim a managed spot training job's capacity")
+            s.add_argument("name")
+            v = faults.add_parser("variant", help="make an endpoint variant fail or slow down")
+            v.add_argument("endpoint")
+            v.add_argument("variant")
+            v.add_argument("--error-rate", type=float, default=0.0)
+            v.add_argument("--latency-ms", type=float, default=0.0)
+            v.add_argument("--status", type=int, default=500)
+            faults.add_parser("clear", help="remove every fault")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "health":
+        return _admin(args.endpoint_url, "GET", "/_local_aws/health")
+    return _fault(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from local_aws.server import LocalAWS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        aws = LocalAWS(
+            args.data_dir,
+            host=args.host,
+            port=args.port,
+            region=args.region,
+            allow_non_loopback=args.allow_non_loopback,
+            keep_sandboxes=args.keep_sandboxes,
+        )
+        aws.start()
+    except (ValueError, OSError) as exc:
+        print(f"local-aws: {exc}", file=sys.stderr)
+        return 2
+    print(f"local_aws serving on {aws.url} (data in {aws.data_dir})", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("local_aws stopping", flush=True)
+    aws.stop()
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    url = args.endpoint_url
+    if args.fault == "throttle":
+        ops = args.operations.split(",") if args.operations else None
+        return _admin(url, "POST", "/_local_aws/faults/throttle", {"fraction": args.fraction, "operations": ops})
+    if args.fault == "fail-job":
+        return _admin(url, "POST", f"/_local_aws/faults/{args.kind}/{args.name}/fail", {"reason": args.reason})
+    if args.fault == "interrupt-spot":
+        return _admin(url, "POST", f"/_local_aws/faults/training-jobs/{args.name}/interrupt-spot")
+    if args.fault == "variant":
+        body = {"error_rate": args.error_rate, "latency_ms": args.latency_ms, "status": args.status}
+        return _admin(url, "POST", f"/_local_aws/faults/endpoints/{args.endpoint}/variants/{args.variant}", body)
+    return _admin(url, "DELETE", "/_local_aws/faults")
+
+
+def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(
+        url + path, data=data if method != "GET" else None, method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"local-aws: {exc.code}: {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"local-aws: cannot reach {url}: {exc.reason} (is `local-aws serve` running?)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""What every SageMaker job shares: status bookkeeping, a sandbox, a watched subprocess.
+
+A job is a thread in the server process. Its user code runs in a subprocess (its own
+process group, so a stop kills the whole tree) whose output streams to CloudWatch Logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from local_aws.sagemaker.api import now
+from local_aws.sagemaker.cloudwatch import LogStream
+
+if TYPE_CHECKING:
+    from local_aws.sagemaker.backend import Backend
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+FAILURE_REASON_MAX = 1024  # the API's limit on FailureReason
+
+
+class JobEnded(Exception):
+    """Ends a job early with a terminal status and reason (stop, failure, fault)."""
+
+    def __init__(self, status: str, reason: str | None, secondary: str | None = None):
+        super().__init__(reason or status)
+        self.status, self.reason, self.secondary = status, reason, secondary
+
+
+class SpotInterruption(Exception):
+    """The (simulated) spot capacity was reclaimed while the job ran."""
+
+
+class Job(threading.Thread):
+    kind = ""  # store kind, e.g. "training-jobs"
+    name_field = ""  # e.g. "TrainingJobName"
+    status_field = ""  # e.g. "TrainingJobStatus"
+    log_group = ""  # e.g. "/aws/sagemaker/TrainingJobs"
+    has_secondary_status = False
+
+    def __init__(self, backend: Backend, name: str):
+        super().__init__(name=f"{self.kind}:{name}", daemon=True)
+        self.backend = backend
+        self.job_name = name
+        self._proc: subprocess.Popen[str] | None = None
+        self._proc_lock = threading.Lock()
+        self._end_request: JobEnded | None = None
+        self._spot_interrupt = threading.Event()
+        self.sandbox = backend.sandbox_dir(self.kind, name)
+
+    # -- state -----------------------------------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        record = self.backend.store.get(self.kind, self.job_name)
+        assert record is not None
+        return record
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("LastModifiedTime", now())
+        return self.backend.store.update(self.kind, self.job_name, fields)
+
+    def transition(self, status: str, message: str) -> None:
+        """Record a SecondaryStatus transition (training and tuning jobs show these)."""
+        stamp = now()
+
+        def change(record: dict[str, Any]) -> None:
+            transitions = record.setdefault("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = stamp
+            transitions.append({"Status": status, "StartTime": stamp, "StatusMessage": message})
+            record["SecondaryStatus"] = status
+            record["LastModifiedTime"] = stamp
+
+        self.backend.store.update(self.kind, self.job_name, change)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            if self.sandbox.exists():
+                shutil.rmtree(self.sandbox)
+            self.sandbox.mkdir(parents=True)
+            self.execute()
+            self.check_ended()
+            self.finish("Completed", None)
+        except JobEnded as end:
+            self.finish(end.status, end.reason, end.secondary)
+        except Exception as exc:  # anything unexpected is the job's failure, not the server's
+            log.exception("%s %s failed", self.kind, self.job_name)
+            self.finish("Failed", f"InternalServerError: {type(exc).__name__}: {exc}")
+        finally:
+            log.info(
+                "%s %s ended after %.2fs", self.kind, self.job_name, time.monotonic() - started
+            )
+            self.backend.job_finished(self)
+
+    def execute(self) -> None:
+        raise NotImplementedError
+
+    def finish(self, status: str, reason: str | None, secondary: str | None = None) -> None:
+        fields: dict[str, Any] = {self.status_field: status}
+        if reason:
+            fields["FailureReason"] = reason[:FAILURE_REASON_MAX]
+        fields.update(self.final_fields(status))
+        self.update(**fields)
+        if self.has_secondary_status:
+            messages = {
+                "Completed": "Job completed",
+                "Failed": (reason or "Job failed")[:200],
+                "Stopped": "Job stopped",
+            }
+            self.transition(secondary or status, messages[status])
+            # the terminal transition has no duration
+            self.backend.store.update(
+                self.kind,
+                self.job_name,
+                lambda r: r["SecondaryStatusTransitions"][-1].__setitem__(
+                    "EndTime", r["SecondaryStatusTransitions"][-1]["StartTime"]
+                ),
+            )
+        if status == "Completed" and not self.backend.keep_sandboxes:
+            shutil.rmtree(self.sandbox, ignore_errors=True)
+
+    def final_fields(self, status: str) -> dict[str, Any]:
+        """Fields a subclass sets when the job ends (end time, billing, artifacts)."""
+        return {}
+
+    # -- control from other threads -----------------------------------------------------------
+    def request_end(self, status: str, reason: str | None, secondary: str | None = None) -> None:
+        self._end_request = JobEnded(status, reason, secondary)
+        self._kill()
+
+    def interrupt_spot(self) -> None:
+        self._spot_interrupt.set()
+        self._kill()
+
+    def check_ended(self) -> None:
+        if self._end_request is not None:
+            raise self._end_request
+
+    def _kill(self) -> None:
+        with self._proc_lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    # -- the user's process -------------------------------------------------------------------
+    def log_stream(self, stream: str) -> LogStream:
+        return LogStream(self.backend.client("logs"), self.log_group, stream)
+
+    def run_process(
+        self,
+        cmd: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        logs: LogStream,
+        on_line: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, list[str]]:
+        """Run ``cmd``, stream its output; return (exit code, last lines of output)."""
+        self.check_ended()
+        tail: deque[str] = deque(maxlen=30)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,  # its own process group: a stop kills the whole tree
+        )
+        with self._proc_lock:
+            self._proc = proc
+        timer = None
+        if timeout:
+            timer = threading.Timer(timeout, self._runtime_exceeded)
+            timer.daemon = True
+            timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                logs.write(line)
+                tail.append(line.rstrip("\n"))
+                if on_line:
+                    on_line(line)
+            code = proc.wait()
+        finally:
+            if timer:
+                timer.cancel()
+            with self._proc_lock:
+                self._proc = None
+        if self._spot_interrupt.is_set():
+            self._spot_interrupt.clear()
+            raise SpotInterruption()
+        self.check_ended()
+        return code, list(tail)
+
+    def _runtime_exceeded(self) -> None:
+        self.request_end(
+            "Stopped" if self.has_secondary_status else "Failed",
+            "The job exceeded its StoppingCondition.MaxRuntimeInSeconds and was stopped",
+            "MaxRuntimeExceeded",
+        )
+
+    def job_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of user code: the machine's basics plus AWS pointed at local_aws."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
+        }
+        env.update(self.backend.aws_env())
+        env["PYTHONUNBUFFERED"] = "1"
+        # The job runs on this interpreter, like a framework image's python3.
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        env.update(extra or {})
+        return env
+
+
+def failure_reason(prefix: str, code: int, tail: list[str], failure_file: Path | None) -> str:
+    """SageMaker's FailureReason: the container's failure file, else the exit code and output."""
+    if failure_file is not None and failure_file.exists():
+        text = failure_file.read_text(errors="replace").strip()
+        if text:
+            return f"{prefix}: {text}"
+    last = "\n".join(tail[-10:])
+    return f"{prefix}: ExitCode {code}\n{last}"

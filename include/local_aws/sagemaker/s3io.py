@@ -1,0 +1,102 @@
+"""Moving job data between S3 and a job's sandbox, the way SageMaker's agents do."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from local_aws.sagemaker.errors import ValidationException
+
+
+def split_s3_uri(uri: str, *, field: str = "S3Uri") -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValidationException(
+            f"{field} must be an s3:// URI like s3://bucket/prefix, got {uri!r}"
+        )
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []) if not obj["Key"].endswith("/"))
+    return keys
+
+
+def download(s3: Any, uri: str, dest: Path, *, data_type: str = "S3Prefix") -> int:
+    """Copy an S3Prefix, ManifestFile or single object into ``dest``; return the object count.
+
+    As in SageMaker, an S3Prefix keeps each key's path below the prefix's last '/',
+    so ``s3://b/train`` and ``s3://b/train/`` both put ``train/x.csv`` at ``x.csv``.
+    """
+    bucket, prefix = split_s3_uri(uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    if data_type == "ManifestFile":
+        return _download_manifest(s3, bucket, prefix, dest)
+    keys = list_keys(s3, bucket, prefix)
+    if not keys:
+        raise FileNotFoundError(f"No S3 objects found under URI {uri}")
+    base = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    for key in keys:
+        relative = key[len(base) :] if key.startswith(base) else key.rsplit("/", 1)[-1]
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    return len(keys)
+
+
+def _download_manifest(s3: Any, bucket: str, key: str, dest: Path) -> int:
+    import json
+
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    prefix = manifest[0]["prefix"]
+    src_bucket, src_prefix = split_s3_uri(prefix)
+    for relative in manifest[1:]:
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(src_bucket, src_prefix + relative, str(target))
+    return len(manifest) - 1
+
+
+def upload_dir(s3: Any, src: Path, uri: str) -> int:
+    """Upload every file below ``src`` to ``uri`` (a prefix); return the file count."""
+    bucket, prefix = split_s3_uri(uri)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    count = 0
+    for root, _, files in os.walk(src):
+        for name in sorted(files):
+            path = Path(root) / name
+            s3.upload_file(str(path), bucket, prefix + path.relative_to(src).as_posix())
+            count += 1
+    return count
+
+
+def upload_tar_gz(s3: Any, src: Path, uri: str) -> None:
+    """Pack ``src``'s contents (not the folder itself) into a tar.gz at ``uri``."""
+    bucket, key = split_s3_uri(uri)
+    archive = src.parent / f".{src.name}.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for entry in sorted(src.iterdir()) if src.exists() else []:
+            tar.add(entry, arcname=entry.name)
+    try:
+        s3.upload_file(str(archive), bucket, key)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def download_and_extract(s3: Any, uri: str, dest: Path) -> None:
+    """Fetch a model.tar.gz / sourcedir.tar.gz and unpack it (refusing paths that escape)."""
+    bucket, key = split_s3_uri(uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / ".download.tar.gz"
+    s3.download_file(bucket, key, str(archive))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+    finally:
+        archive.unlink(missing_ok=True)

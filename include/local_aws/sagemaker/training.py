@@ -1,0 +1,355 @@
+"""Training jobs: script mode through the SageMaker training toolkit, as in the framework
+containers, with SAGEMAKER_BASE_DIR standing in for /opt/ml."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from local_aws.sagemaker import images, s3io
+from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.backend import Backend
+from local_aws.sagemaker.cloudwatch import put_metrics
+from local_aws.sagemaker.errors import ResourceInUse, ValidationException
+from local_aws.sagemaker.jobs import Job, JobEnded, SpotInterruption, failure_reason
+
+KIND = "training-jobs"
+HOST = "algo-1"
+# The toolkit waits until every host in resourceconfig.json resolves; "algo-1" does not
+# resolve outside SageMaker's network, so the job's host is called localhost on disk.
+RESOLVABLE_HOST = "localhost"
+
+
+@operation("CreateTrainingJob")
+def create_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
+    name = p["TrainingJobName"]
+    arn = backend.arn("training-job", name)
+    _check_request(p)
+    stamp = now()
+    record = dict(
+        p,
+        TrainingJobArn=arn,
+        TrainingJobStatus="InProgress",
+        SecondaryStatus="Starting",
+        SecondaryStatusTransitions=[
+            {
+                "Status": "Starting",
+                "StartTime": stamp,
+                "StatusMessage": "Launching requested ML instances",
+            }
+        ],
+        CreationTime=stamp,
+        LastModifiedTime=stamp,
+        ModelArtifacts={"S3ModelArtifacts": ""},
+    )
+    record.pop("Tags", None)
+    with backend.store.lock:
+        if backend.store.exists(KIND, name):
+            raise ResourceInUse(
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({arn})"
+            )
+        backend.store.create(KIND, name, record)
+    backend.tags.add(arn, p.get("Tags", []))
+    backend.start_job(TrainingJob(backend, name))
+    return {"TrainingJobArn": arn}
+
+
+def _check_request(p: dict[str, Any]) -> None:
+    algo = p["AlgorithmSpecification"]
+    if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
+        raise ValidationException(
+            "AlgorithmSpecification must name a TrainingImage (or an AlgorithmName)"
+        )
+    if p.get("EnableManagedSpotTraining"):
+        stop = p.get("StoppingCondition", {})
+        if "MaxWaitTimeInSeconds" not in stop:
+            raise ValidationException(
+                "StoppingCondition.MaxWaitTimeInSeconds is required for managed spot training"
+            )
+        if stop["MaxWaitTimeInSeconds"] < stop.get("MaxRuntimeInSeconds", 0):
+            raise ValidationException(
+                "StoppingCondition.MaxWaitTimeInSeconds must be greater than or equal to "
+                "MaxRuntimeInSeconds"
+            )
+    for channel in p.get("InputDataConfig", []):
+        source = channel["DataSource"].get("S3DataSource")
+        if source is None:
+            raise ValidationException(
+                f"InputDataConfig channel {channel['ChannelName']!r}: only S3DataSource is "
+                "supported by local_aws"
+            )
+        s3io.split_s3_uri(source["S3Uri"], field=f"InputDataConfig.{channel['ChannelName']}.S3Uri")
+    s3io.split_s3_uri(p["OutputDataConfig"]["S3OutputPath"], field="OutputDataConfig.S3OutputPath")
+
+
+@operation("DescribeTrainingJob")
+def describe_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
+    record = backend.store.get(KIND, p["TrainingJobName"])
+    if record is None:
+        raise ValidationException("Requested resource not found.")
+    return shape_response("DescribeTrainingJob", record)
+
+
+@operation("ListTrainingJobs")
+def list_training_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
+    return list_page(
+        backend.store.values(KIND),
+        p,
+        name_key="TrainingJobName",
+        status_key="TrainingJobStatus",
+        summary=training_job_summary,
+        result_key="TrainingJobSummaries",
+    )
+
+
+def training_job_summary(r: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingEndTime",
+        "LastModifiedTime",
+        "TrainingJobStatus",
+        "SecondaryStatus",
+    )
+    return {k: r[k] for k in keys if r.get(k) is not None}
+
+
+@operation("StopTrainingJob")
+def stop_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
+    name = p["TrainingJobName"]
+    record = backend.store.get(KIND, name)
+    if record is None:
+        raise ValidationException("Requested resource not found.")
+    if record["TrainingJobStatus"] == "InProgress":
+        backend.store.update(KIND, name, {"TrainingJobStatus": "Stopping", "LastModifiedTime": now()})
+        backend.end_job(KIND, name, "Stopped", None)
+    return {}
+
+
+class TrainingJob(Job):
+    kind = KIND
+    name_field = "TrainingJobName"
+    status_field = "TrainingJobStatus"
+    log_group = "/aws/sagemaker/TrainingJobs"
+    has_secondary_status = True
+
+    def execute(self) -> None:
+        job = self.record()
+        self.metrics: dict[str, list[tuple[float, float]]] = {}
+        self._definitions = [
+            (d["Name"], re.compile(d["Regex"]))
+            for d in job["AlgorithmSpecification"].get("MetricDefinitions", [])
+        ]
+        image = job["AlgorithmSpecification"].get("TrainingImage", "")
+        reason = images.unsupported_reason(image)
+        if reason:
+            raise JobEnded("Failed", reason)
+        if job["AlgorithmSpecification"].get("TrainingInputMode", "File") == "Pipe":
+            raise JobEnded(
+                "Failed", "ClientError: local_aws supports the File and FastFile input modes"
+            )
+        hps = job.get("HyperParameters", {})
+        if "sagemaker_program" not in hps:
+            raise JobEnded(
+                "Failed",
+                "ClientError: local_aws runs script-mode training: set the sagemaker_program "
+                "and sagemaker_submit_directory hyperparameters (the SageMaker SDK's "
+                "framework estimators do)",
+            )
+        self.interruptions = 0
+        self.run_seconds = 0.0
+        self.update(TrainingStartTime=now())
+        while True:
+            try:
+                self._attempt(job)
+                break
+            except SpotInterruption:
+                self.interruptions += 1
+                self._save_checkpoints(job)
+                self.transition(
+                    "Interrupted",
+                    "Spot capacity was reclaimed; the job restarts from its last checkpoint",
+                )
+                self.transition("Starting", "Launching requested ML instances")
+
+        self.check_ended()
+        self.transition("Uploading", "Uploading generated training model")
+        s3 = self.backend.client("s3")
+        out = f"{job['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.job_name}/output"
+        s3io.upload_tar_gz(s3, self.sandbox / "model", f"{out}/model.tar.gz")
+        s3io.upload_tar_gz(s3, self.sandbox / "output" / "data", f"{out}/output.tar.gz")
+        self._save_checkpoints(job)
+        self.update(ModelArtifacts={"S3ModelArtifacts": f"{out}/model.tar.gz"})
+
+    def _attempt(self, job: dict[str, Any]) -> None:
+        base = self.sandbox
+        for sub in ("model", "output/data", "input/data", "input/config", "code"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        self.transition("Downloading", "Downloading input data")
+        self._write_config(job)
+        s3 = self.backend.client("s3")
+        for channel in job.get("InputDataConfig", []):
+            source = channel["DataSource"]["S3DataSource"]
+            dest = base / "input" / "data" / channel["ChannelName"]
+            if dest.exists():
+                shutil.rmtree(dest)
+            try:
+                s3io.download(s3, source["S3Uri"], dest, data_type=source.get("S3DataType", "S3Prefix"))
+            except FileNotFoundError as exc:
+                raise JobEnded("Failed", f"ClientError: {exc}") from exc
+        self._restore_checkpoints(job)
+        self.check_ended()
+
+        self.transition("Training", "Training image download completed. Training in progress.")
+        stream = f"{self.job_name}/{HOST}-{int(time.time())}"
+        logs = self.log_stream(stream)
+        env = self.job_env(
+            {
+                "SAGEMAKER_BASE_DIR": str(base),
+                "TRAINING_JOB_NAME": self.job_name,
+                "TRAINING_JOB_ARN": job["TrainingJobArn"],
+                "SM_LOG_LEVEL": "20",
+                "SAGEMAKER_TRAINING_MODULE": "local_aws.sagemaker.framework:main",
+                **job.get("Environment", {}),
+            }
+        )
+        started = time.monotonic()
+        timeout = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        try:
+            code, tail = self.run_process(
+                [sys.executable, "-m", "sagemaker_training.cli.train"],
+                env=env,
+                cwd=base,
+                logs=logs,
+                on_line=self._parse_metrics,
+                timeout=timeout,
+            )
+        finally:
+            self.run_seconds += time.monotonic() - started
+            logs.close()
+            self._publish_metrics()
+        if code != 0:
+            raise JobEnded(
+                "Failed", failure_reason("AlgorithmError", code, tail, base / "output" / "failure")
+            )
+
+    def _write_config(self, job: dict[str, Any]) -> None:
+        config = self.sandbox / "input" / "config"
+        hps = job.get("HyperParameters", {})
+        (config / "hyperparameters.json").write_text(json.dumps(hps))
+        channels = {
+            c["ChannelName"]: {
+                "TrainingInputMode": c.get("InputMode")
+                or job["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+                "S3DistributionType": c["DataSource"]["S3DataSource"].get(
+                    "S3DataDistributionType", "FullyReplicated"
+                ),
+                "RecordWrapperType": c.get("RecordWrapperType", "None"),
+                **({"ContentType": c["ContentType"]} if "ContentType" in c else {}),
+            }
+            for c in job.get("InputDataConfig", [])
+        }
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        instance_type = job["ResourceConfig"].get("InstanceType", "local")
+        (config / "resourceconfig.json").write_text(
+            json.dumps(
+                {
+                    "current_host": RESOLVABLE_HOST,
+                    "current_instance_type": instance_type,
+                    "current_group_name": "homogeneousCluster",
+                    "hosts": [RESOLVABLE_HOST],
+                    "instance_groups": [
+                        {
+                            "instance_group_name": "homogeneousCluster",
+                            "instance_type": instance_type,
+                            "hosts": [RESOLVABLE_HOST],
+                        }
+                    ],
+                    "network_interface_name": "lo",
+                }
+            )
+        )
+        (config / "trainingjobconfig.json").write_text(
+            json.dumps({k: v for k, v in job.items() if not k.startswith("__")}, default=str)
+        )
+
+    # -- metrics ---------------------------------------------------------------------------
+    def _parse_metrics(self, line: str) -> None:
+        for name, regex in self._definitions:
+            match = regex.search(line)
+            if not match:
+                continue
+            try:
+                value = float(match.group(1) if match.groups() else match.group(0))
+            except (ValueError, IndexError):
+                continue
+            if math.isfinite(value):
+                self.metrics.setdefault(name, []).append((time.time(), value))
+
+    def _publish_metrics(self) -> None:
+        data = [
+            {
+                "MetricName": name,
+                "Value": value,
+                "Timestamp": stamp,
+                "Dimensions": [{"Name": "Host", "Value": f"{self.job_name}/{HOST}"}],
+            }
+            for name, points in self.metrics.items()
+            for stamp, value in points
+        ]
+        put_metrics(self.backend.client("cloudwatch"), "/aws/sagemaker/TrainingJobs", data)
+        self.update(
+            FinalMetricDataList=[
+                {"MetricName": name, "Value": points[-1][1], "Timestamp": points[-1][0]}
+                for name, points in self.metrics.items()
+            ]
+        )
+
+    # -- checkpoints (managed spot) --------------------------------------------------------
+    def _checkpoint_dir(self, job: dict[str, Any]) -> Path:
+        local = job.get("CheckpointConfig", {}).get("LocalPath", "/opt/ml/checkpoints")
+        return self.backend.map_opt_ml(self.sandbox, local, field="CheckpointConfig.LocalPath")
+
+    def _restore_checkpoints(self, job: dict[str, Any]) -> None:
+        config = job.get("CheckpointConfig")
+        if not config:
+            return
+        s3 = self.backend.client("s3")
+        bucket, prefix = s3io.split_s3_uri(config["S3Uri"], field="CheckpointConfig.S3Uri")
+        target = self._checkpoint_dir(job)
+        target.mkdir(parents=True, exist_ok=True)
+        if s3io.list_keys(s3, bucket, prefix.rstrip("/") + "/"):
+            s3io.download(s3, config["S3Uri"].rstrip("/") + "/", target)
+
+    def _save_checkpoints(self, job: dict[str, Any]) -> None:
+        config = job.get("CheckpointConfig")
+        if not config:
+            return
+        source = self._checkpoint_dir(job)
+        if source.exists():
+            s3io.upload_dir(self.backend.client("s3"), source, config["S3Uri"])
+
+    def final_fields(self, status: str) -> dict[str, Any]:
+        record = self.record()
+        end = now()
+        start = record.get("TrainingStartTime", record["CreationTime"])
+        fields: dict[str, Any] = {"TrainingEndTime": end}
+        seconds = max(1, math.ceil(end - start))
+        fields["TrainingTimeInSeconds"] = seconds
+        if record.get("EnableManagedSpotTraining"):
+            # Spot bills only the time the job held capacity, at the spot discount.
+            run = max(1, math.ceil(getattr(self, "run_seconds", seconds)))
+            fields["BillableTimeInSeconds"] = max(
+                1, math.ceil(run * (1 - self.backend.spot_discount))
+            )
+        else:
+            fields["BillableTimeInSeconds"] = seconds
+        return fields

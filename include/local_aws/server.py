@@ -1,0 +1,161 @@
+"""One process, one loopback port: moto for the services it does well, ours for SageMaker.
+
+Requests are routed by the SigV4 credential scope in the Authorization header: scope
+``sagemaker`` (SageMaker and SageMaker Runtime both sign with it) goes to our app, every
+other service to moto's server app, unmodified, behind a journal that persists it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+log = logging.getLogger(__name__)
+
+_SCOPE_MARK = "Credential="
+
+
+def signing_service(environ: dict[str, Any]) -> str | None:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    start = auth.find(_SCOPE_MARK)
+    if start < 0:
+        return None
+    scope = auth[start + len(_SCOPE_MARK) :].split(",", 1)[0]
+    parts = scope.split("/")
+    return parts[3].lower() if len(parts) >= 5 else None
+
+
+class Dispatcher:
+    def __init__(self, moto_app: Any, sagemaker_app: Any):
+        self.moto_app = moto_app
+        self.sagemaker_app = sagemaker_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if signing_service(environ) == "sagemaker" or environ.get("PATH_INFO", "").startswith(
+            "/_local_aws/"
+        ):
+            return self.sagemaker_app(environ, start_response)
+        return self.moto_app(environ, start_response)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def reset_moto() -> None:
+    """Forget moto's in-memory state (its backends are process-wide singletons)."""
+    from moto.core.base_backend import BackendDict
+    from moto.core.model_instances import reset_model_data
+
+    BackendDict.reset()
+    reset_model_data()
+
+
+class LocalAWS:
+    """The embedded AWS. ``with LocalAWS(data_dir) as aws: boto3.client(..., endpoint_url=aws.url)``"""
+
+    def __init__(
+        self,
+        data_dir: str | Path = ".local-aws",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4566,
+        allow_non_loopback: bool = False,
+        region: str = "us-east-1",
+        keep_sandboxes: bool = False,
+    ):
+        if not is_loopback(host):
+            if not allow_non_loopback:
+                raise ValueError(
+                    f"refusing to bind {host}: local_aws has no authentication, so it binds "
+                    "loopback only; pass allow_non_loopback=True (--allow-non-loopback) to override"
+                )
+            warnings.warn(
+                f"local_aws is binding {host}: anyone who can reach it can read and write "
+                "its S3 and run code through SageMaker jobs",
+                stacklevel=2,
+            )
+        self.data_dir = Path(data_dir).resolve()
+        self.host, self.port, self.region = host, port, region
+        self.keep_sandboxes = keep_sandboxes
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.backend: Any = None
+        self.journal: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalAWS:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        from local_aws.journal import Journal
+        from local_aws.sagemaker.app import SageMakerApp
+        from local_aws.sagemaker.backend import Backend
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self.journal = Journal(self.data_dir / "moto")
+        replayed = self.journal.replay(moto_app)
+        if replayed:
+            log.info("restored %d S3/Logs/CloudWatch/IAM changes from %s", replayed, self.data_dir)
+        dispatcher = Dispatcher(self.journal.wrap(moto_app), None)
+        self._server = make_server(
+            self.host, self.port, dispatcher, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = self._server.server_address[1]
+        self.backend = Backend(
+            self.data_dir, self.url, region=self.region, keep_sandboxes=self.keep_sandboxes
+        )
+        dispatcher.sagemaker_app = SageMakerApp(self.backend)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws", daemon=True
+        )
+        self._thread.start()
+        self.backend.start()
+        return self
+
+    def stop(self) -> None:
+        if self.backend is not None:
+            self.backend.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.journal is not None:
+            self.journal.close()
+        self._server = self._thread = None
+        reset_moto()
+
+    def __enter__(self) -> LocalAWS:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        import boto3
+
+        kwargs.setdefault("region_name", self.region)
+        kwargs.setdefault("aws_access_key_id", "local")
+        kwargs.setdefault("aws_secret_access_key", "local")
+        return boto3.session.Session().client(service, endpoint_url=self.url, **kwargs)

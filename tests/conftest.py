@@ -1,0 +1,155 @@
+"""Shared fixtures: one real local_aws server per test session, reached by real boto3 clients.
+
+moto's backends are process-wide singletons, so a session has one in-process server;
+tests that restart local_aws run it as a separate `local-aws serve` process instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local_aws.server import LocalAWS
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAWS]:
+    aws = LocalAWS(tmp_path_factory.mktemp("local-aws"), port=0).start()
+    # Clients anywhere in the process (the provider's hooks included) find it by env.
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    os.environ["AWS_ENDPOINT_URL"] = aws.url
+    os.environ["AWS_DEFAULT_REGION"] = aws.region
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    yield aws
+    aws.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def s3(local_aws: LocalAWS):
+    return local_aws.client("s3")
+
+
+@pytest.fixture(scope="session")
+def sm(local_aws: LocalAWS):
+    return local_aws.client("sagemaker")
+
+
+@pytest.fixture(scope="session")
+def logs(local_aws: LocalAWS):
+    return local_aws.client("logs")
+
+
+@pytest.fixture(scope="session")
+def cloudwatch(local_aws: LocalAWS):
+    return local_aws.client("cloudwatch")
+
+
+@pytest.fixture(scope="session")
+def runtime(local_aws: LocalAWS):
+    return local_aws.client("sagemaker-runtime")
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(describe, status_key: str, timeout: float = 120, interval: float = 0.1) -> dict:
+    """Poll a Describe* call until the status leaves InProgress/Stopping/Creating/Updating."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = describe()
+        if response[status_key] not in ("InProgress", "Stopping", "Creating", "Updating", "SystemUpdating", "RollingBack"):
+            return response
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still {response[status_key]} after {timeout}s: {response}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`local-aws serve` as a real process, for restart tests."""
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local_aws", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if "serving on" in line:
+                # keep draining, or a full pipe would block the server
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self
+            if time.monotonic() > deadline:
+                break
+        raise RuntimeError(f"local-aws serve did not start (exit {self.proc.poll()})")
+
+    def stop(self, sig: int | None = None) -> None:
+        import signal
+
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig or signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
