@@ -83,7 +83,14 @@ def wait_for(describe, status_key: str, timeout: float = 120, interval: float = 
     deadline = time.monotonic() + timeout
     while True:
         response = describe()
-        if response[status_key] not in ("InProgress", "Stopping", "Creating", "Updating", "SystemUpdating", "RollingBack"):
+        if response[status_key] not in (
+            "InProgress",
+            "Stopping",
+            "Creating",
+            "Updating",
+            "SystemUpdating",
+            "RollingBack",
+        ):
             return response
         if time.monotonic() > deadline:
             raise TimeoutError(f"still {response[status_key]} after {timeout}s: {response}")
@@ -113,7 +120,16 @@ class ServerProcess:
 
     def start(self, timeout: float = 60) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local_aws", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "local_aws",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

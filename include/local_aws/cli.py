@@ -32,18 +32,24 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--keep-sandboxes", action="store_true", help="keep job dirs after success")
 
     for name in ("health", "fault"):
-        p = sub.add_parser(name, help="check a running local_aws" if name == "health" else "inject a fault")
+        p = sub.add_parser(
+            name, help="check a running local_aws" if name == "health" else "inject a fault"
+        )
         p.add_argument("--endpoint-url", default=DEFAULT_URL)
         if name == "fault":
             faults = p.add_subparsers(dest="fault", required=True)
-            t = faults.add_parser("throttle", help="answer a fraction of SageMaker calls with ThrottlingException")
+            t = faults.add_parser(
+                "throttle", help="answer a fraction of SageMaker calls with ThrottlingException"
+            )
             t.add_argument("--fraction", type=float, required=True)
             t.add_argument("--operations", help="comma-separated operation names (default: all)")
             f = faults.add_parser("fail-job", help="fail a running job")
             f.add_argument("kind", choices=["training-jobs", "processing-jobs", "transform-jobs"])
             f.add_argument("name")
             f.add_argument("--reason")
-            s = faults.add_parser("interrupt-spot", help="reclaim a managed spot training job's capacity")
+            s = faults.add_parser(
+                "interrupt-spot", help="reclaim a managed spot training job's capacity"
+            )
             s.add_argument("name")
             v = faults.add_parser("variant", help="make an endpoint variant fail or slow down")
             v.add_argument("endpoint")
@@ -64,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from local_aws.server import LocalAWS
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         aws = LocalAWS(
             args.data_dir,
@@ -92,21 +100,35 @@ def _fault(args: argparse.Namespace) -> int:
     url = args.endpoint_url
     if args.fault == "throttle":
         ops = args.operations.split(",") if args.operations else None
-        return _admin(url, "POST", "/_local_aws/faults/throttle", {"fraction": args.fraction, "operations": ops})
+        return _admin(
+            url,
+            "POST",
+            "/_local_aws/faults/throttle",
+            {"fraction": args.fraction, "operations": ops},
+        )
     if args.fault == "fail-job":
-        return _admin(url, "POST", f"/_local_aws/faults/{args.kind}/{args.name}/fail", {"reason": args.reason})
+        return _admin(
+            url, "POST", f"/_local_aws/faults/{args.kind}/{args.name}/fail", {"reason": args.reason}
+        )
     if args.fault == "interrupt-spot":
         return _admin(url, "POST", f"/_local_aws/faults/training-jobs/{args.name}/interrupt-spot")
     if args.fault == "variant":
         body = {"error_rate": args.error_rate, "latency_ms": args.latency_ms, "status": args.status}
-        return _admin(url, "POST", f"/_local_aws/faults/endpoints/{args.endpoint}/variants/{args.variant}", body)
+        return _admin(
+            url,
+            "POST",
+            f"/_local_aws/faults/endpoints/{args.endpoint}/variants/{args.variant}",
+            body,
+        )
     return _admin(url, "DELETE", "/_local_aws/faults")
 
 
 def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
     data = json.dumps(body or {}).encode()
     request = urllib.request.Request(
-        url + path, data=data if method != "GET" else None, method=method,
+        url + path,
+        data=data if method != "GET" else None,
+        method=method,
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -117,7 +139,10 @@ def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None)
         print(f"local-aws: {exc.code}: {exc.read().decode()}", file=sys.stderr)
         return 1
     except urllib.error.URLError as exc:
-        print(f"local-aws: cannot reach {url}: {exc.reason} (is `local-aws serve` running?)", file=sys.stderr)
+        print(
+            f"local-aws: cannot reach {url}: {exc.reason} (is `local-aws serve` running?)",
+            file=sys.stderr,
+        )
         return 1
 
 

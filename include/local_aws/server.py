@@ -111,6 +111,8 @@ class LocalAWS:
         from local_aws.sagemaker.backend import Backend
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # One line per request drowns everything else; errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self.journal = Journal(self.data_dir / "moto")
         replayed = self.journal.replay(moto_app)

@@ -64,8 +64,7 @@ def list_page(
             items = [
                 r
                 for r in items
-                if r.get(key) is not None
-                and (r[key] > bound if op == "gt" else r[key] < bound)
+                if r.get(key) is not None and (r[key] > bound if op == "gt" else r[key] < bound)
             ]
     if extra_filter:
         items = [r for r in items if extra_filter(r)]

@@ -159,4 +159,6 @@ def fail_jobs_left_running(backend: Backend) -> None:
                 if "SecondaryStatus" in record:
                     fields["SecondaryStatus"] = "Failed"
                 backend.store.update(kind, record["__key"], fields)
-                log.warning("%s %s was running when the server stopped: Failed", kind, record["__key"])
+                log.warning(
+                    "%s %s was running when the server stopped: Failed", kind, record["__key"]
+                )

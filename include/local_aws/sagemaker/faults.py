@@ -26,7 +26,9 @@ class Faults:
     _random: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def set_throttle(self, fraction: float, operations: list[str] | None = None, seed: int | None = None) -> None:
+    def set_throttle(
+        self, fraction: float, operations: list[str] | None = None, seed: int | None = None
+    ) -> None:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("fraction must be between 0 and 1")
         with self._lock:

@@ -30,8 +30,8 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
 def download(s3: Any, uri: str, dest: Path, *, data_type: str = "S3Prefix") -> int:
     """Copy an S3Prefix, ManifestFile or single object into ``dest``; return the object count.
 
-    As in SageMaker, an S3Prefix keeps each key's path below the prefix's last '/',
-    so ``s3://b/train`` and ``s3://b/train/`` both put ``train/x.csv`` at ``x.csv``.
+    As in SageMaker, keys land at their path below the prefix: ``s3://b/train`` and
+    ``s3://b/train/`` both put ``train/x.csv`` at ``x.csv``; a single object keeps its name.
     """
     bucket, prefix = split_s3_uri(uri)
     dest.mkdir(parents=True, exist_ok=True)
@@ -40,13 +40,22 @@ def download(s3: Any, uri: str, dest: Path, *, data_type: str = "S3Prefix") -> i
     keys = list_keys(s3, bucket, prefix)
     if not keys:
         raise FileNotFoundError(f"No S3 objects found under URI {uri}")
-    base = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     for key in keys:
-        relative = key[len(base) :] if key.startswith(base) else key.rsplit("/", 1)[-1]
-        target = dest / relative
+        target = dest / _relative_key(key, prefix)
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
     return len(keys)
+
+
+def _relative_key(key: str, prefix: str) -> str:
+    if key == prefix:
+        return key.rsplit("/", 1)[-1]
+    rest = key[len(prefix) :]
+    if prefix.endswith("/") or rest.startswith("/"):
+        return rest.lstrip("/")
+    # a prefix that ends mid-name ("data/tr" for "data/train.csv"): keep the file's own name
+    directory = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return key[len(directory) :]
 
 
 def _download_manifest(s3: Any, bucket: str, key: str, dest: Path) -> int:

@@ -44,7 +44,7 @@ def validate_request(operation: str, params: Any, service: str = "sagemaker") ->
         return params
     params = _decode_blobs(params, shape)
     report = ParamValidator().validate(params, shape)
-    problems = []
+    problems: list[str] = []
     if report.has_errors():
         problems.extend(line for line in report.generate_report().splitlines() if line.strip())
     problems.extend(_constraint_errors(params, shape, ""))
@@ -63,12 +63,12 @@ def _decode_blobs(value: Any, shape: Shape) -> Any:
         except ValueError:
             return value
     if shape.type_name == "structure" and isinstance(value, dict):
-        members = shape.members  # type: ignore[attr-defined]
+        members = shape.members
         return {k: (_decode_blobs(v, members[k]) if k in members else v) for k, v in value.items()}
     if shape.type_name == "list" and isinstance(value, list):
-        return [_decode_blobs(v, shape.member) for v in value]  # type: ignore[attr-defined]
+        return [_decode_blobs(v, shape.member) for v in value]
     if shape.type_name == "map" and isinstance(value, dict):
-        return {k: _decode_blobs(v, shape.value) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {k: _decode_blobs(v, shape.value) for k, v in value.items()}
     return value
 
 
@@ -89,14 +89,14 @@ def _constraint_errors(value: Any, shape: Shape, path: str) -> list[str]:
                 f"Value '{_clip(value)}' at '{where}' failed to satisfy constraint: "
                 f"Member must satisfy regular expression pattern: {pattern}"
             )
-        enum = shape.enum  # type: ignore[attr-defined]
+        enum = shape.enum
         if enum and value not in enum:
             errors.append(
                 f"Value '{_clip(value)}' at '{where}' failed to satisfy constraint: "
                 f"Member must satisfy enum value set: [{', '.join(enum)}]"
             )
     elif shape.type_name == "structure" and isinstance(value, dict):
-        members = shape.members  # type: ignore[attr-defined]
+        members = shape.members
         for key, item in value.items():
             if key in members:
                 errors.extend(_constraint_errors(item, members[key], _join(path, key)))
@@ -107,7 +107,7 @@ def _constraint_errors(value: Any, shape: Shape, path: str) -> list[str]:
                 f"Member must have length less than or equal to {meta['max']}"
             )
         for i, item in enumerate(value):
-            errors.extend(_constraint_errors(item, shape.member, f"{where}.{i + 1}"))  # type: ignore[attr-defined]
+            errors.extend(_constraint_errors(item, shape.member, f"{where}.{i + 1}"))
     elif shape.type_name == "map" and isinstance(value, dict):
         if "max" in meta and len(value) > meta["max"]:
             errors.append(
@@ -115,8 +115,8 @@ def _constraint_errors(value: Any, shape: Shape, path: str) -> list[str]:
                 f"Map must have at most {meta['max']} entries"
             )
         for key, item in value.items():
-            errors.extend(_constraint_errors(key, shape.key, f"{where}.key"))  # type: ignore[attr-defined]
-            errors.extend(_constraint_errors(item, shape.value, f"{where}.{key}"))  # type: ignore[attr-defined]
+            errors.extend(_constraint_errors(key, shape.key, f"{where}.key"))
+            errors.extend(_constraint_errors(item, shape.value, f"{where}.{key}"))
     elif shape.type_name in ("integer", "long", "float", "double") and isinstance(
         value, (int, float)
     ):
@@ -170,4 +170,4 @@ def output_members(operation: str, service: str = "sagemaker") -> frozenset[str]
 @functools.cache
 def _output_members(service: str, operation: str) -> frozenset[str]:
     shape = operation_model(operation, service).output_shape
-    return frozenset(shape.members) if shape is not None else frozenset()  # type: ignore[attr-defined]
+    return frozenset(shape.members) if shape is not None else frozenset()

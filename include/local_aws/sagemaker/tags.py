@@ -19,20 +19,20 @@ class Tags:
 
     def add(self, arn: str, tags: list[dict[str, str]]) -> list[dict[str, str]]:
         with self.store.lock:
-            current = {t["Key"]: t["Value"] for t in self.list(arn)}
+            current = {t["Key"]: t["Value"] for t in self.get(arn)}
             current.update({t["Key"]: t.get("Value", "") for t in tags})
             merged = [{"Key": k, "Value": v} for k, v in current.items()]
             if merged:
                 self.store.create(KIND, arn, {"Tags": merged})
             return merged
 
-    def list(self, arn: str) -> list[dict[str, str]]:
+    def get(self, arn: str) -> list[dict[str, str]]:
         record = self.store.get(KIND, arn)
         return record["Tags"] if record else []
 
     def remove(self, arn: str, keys: list[str]) -> None:
         with self.store.lock:
-            kept = [t for t in self.list(arn) if t["Key"] not in set(keys)]
+            kept = [t for t in self.get(arn) if t["Key"] not in set(keys)]
             self.store.create(KIND, arn, {"Tags": kept})
 
     def drop(self, arn: str) -> None:
@@ -46,7 +46,7 @@ def add_tags(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
 
 @operation("ListTags")
 def list_tags(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    tags = backend.tags.list(p["ResourceArn"])
+    tags = backend.tags.get(p["ResourceArn"])
     start = int(p.get("NextToken") or 0)
     limit = int(p.get("MaxResults") or 50)
     response: dict[str, Any] = {"Tags": tags[start : start + limit]}

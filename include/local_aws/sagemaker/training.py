@@ -129,7 +129,9 @@ def stop_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
     if record is None:
         raise ValidationException("Requested resource not found.")
     if record["TrainingJobStatus"] == "InProgress":
-        backend.store.update(KIND, name, {"TrainingJobStatus": "Stopping", "LastModifiedTime": now()})
+        backend.store.update(
+            KIND, name, {"TrainingJobStatus": "Stopping", "LastModifiedTime": now()}
+        )
         backend.end_job(KIND, name, "Stopped", None)
     return {}
 
@@ -202,7 +204,9 @@ class TrainingJob(Job):
             if dest.exists():
                 shutil.rmtree(dest)
             try:
-                s3io.download(s3, source["S3Uri"], dest, data_type=source.get("S3DataType", "S3Prefix"))
+                s3io.download(
+                    s3, source["S3Uri"], dest, data_type=source.get("S3DataType", "S3Prefix")
+                )
             except FileNotFoundError as exc:
                 raise JobEnded("Failed", f"ClientError: {exc}") from exc
         self._restore_checkpoints(job)

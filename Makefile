@@ -1,0 +1,49 @@
+# Everything runs from the project's own .venv, created by `make setup` from a clean clone
+# with only Python 3.11 and the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint typecheck pytest bench demo up lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy include
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+demo: setup
+	$(BIN)/python -m local_aws.demo
+
+up: setup
+	$(BIN)/local-aws serve --data-dir .local-aws
+
+# Re-resolve the pins after changing a top-level requirement.
+lock: setup
+	$(BIN)/uv pip freeze --python $(BIN)/python --exclude-editable > requirements.txt.new
+	{ echo '# Pinned: the whole environment, as resolved and tested. Update with `make lock`.'; cat requirements.txt.new; } > requirements.txt
+	rm requirements.txt.new
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
