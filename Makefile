@@ -39,11 +39,9 @@ demo: setup
 up: setup
 	$(BIN)/local-aws serve --data-dir .local-aws
 
-# Re-resolve the pins after changing a top-level requirement.
+# Re-resolve requirements.txt (every pin) from requirements.in (what we ask for).
 lock: setup
-	$(BIN)/uv pip freeze --python $(BIN)/python --exclude-editable > requirements.txt.new
-	{ echo '# Pinned: the whole environment, as resolved and tested. Update with `make lock`.'; cat requirements.txt.new; } > requirements.txt
-	rm requirements.txt.new
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
