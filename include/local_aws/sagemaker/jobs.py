@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from local_aws.sagemaker.api import now
 from local_aws.sagemaker.cloudwatch import LogStream
+from local_aws.sagemaker.warm import WarmProcess
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
@@ -54,7 +55,7 @@ class Job(threading.Thread):
         super().__init__(name=f"{self.kind}:{name}", daemon=True)
         self.backend = backend
         self.job_name = name
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[str] | WarmProcess | None = None
         self._proc_lock = threading.Lock()
         self._end_request: JobEnded | None = None
         self._spot_interrupt = threading.Event()
@@ -153,14 +154,11 @@ class Job(threading.Thread):
         with self._proc_lock:
             proc = self._proc
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                return
+            _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
 
     # -- the user's process -------------------------------------------------------------------
     def log_stream(self, stream: str) -> LogStream:
@@ -168,7 +166,7 @@ class Job(threading.Thread):
 
     def run_process(
         self,
-        cmd: list[str],
+        cmd: list[str] | None,
         *,
         env: dict[str, str],
         cwd: Path,
@@ -176,23 +174,32 @@ class Job(threading.Thread):
         on_line: Callable[[str], None] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, list[str]]:
-        """Run ``cmd``, stream its output; return (exit code, last lines of output)."""
+        """Run ``cmd`` (None: the warm training toolkit), stream its output.
+
+        Returns the exit code and the last lines of output.
+        """
         self.check_ended()
         tail: deque[str] = deque(maxlen=30)
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            bufsize=1,
-            start_new_session=True,  # its own process group: a stop kills the whole tree
-        )
+        proc: subprocess.Popen[str] | WarmProcess
+        if cmd is None:
+            proc = WarmProcess(env, cwd)
+        else:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,  # its own process group: a stop kills the whole tree
+            )
         with self._proc_lock:
             self._proc = proc
+        if self._end_request is not None or self._spot_interrupt.is_set():
+            self._kill()  # a stop that arrived while the process was starting
         timer = None
         if timeout:
             timer = threading.Timer(timeout, self._runtime_exceeded)
@@ -237,6 +244,17 @@ class Job(threading.Thread):
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         env.update(extra or {})
         return env
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        # not (yet) a group leader, or already gone
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def failure_reason(prefix: str, code: int, tail: list[str], failure_file: Path | None) -> str:

@@ -7,12 +7,11 @@ import json
 import math
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from local_aws.sagemaker import images, s3io
+from local_aws.sagemaker import api, images, s3io, warm
 from local_aws.sagemaker.api import list_page, now, operation, shape_response
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.cloudwatch import put_metrics
@@ -136,6 +135,16 @@ def stop_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+@api.on_start
+def prewarm_toolkit(backend: Backend) -> None:
+    warm.prewarm()
+
+
+@api.on_shutdown
+def stop_toolkit(backend: Backend) -> None:
+    warm.shutdown()
+
+
 class TrainingJob(Job):
     kind = KIND
     name_field = "TrainingJobName"
@@ -228,8 +237,9 @@ class TrainingJob(Job):
         started = time.monotonic()
         timeout = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         try:
+            # None: fork the toolkit (sagemaker_training.cli.train) from the warm server
             code, tail = self.run_process(
-                [sys.executable, "-m", "sagemaker_training.cli.train"],
+                None,
                 env=env,
                 cwd=base,
                 logs=logs,

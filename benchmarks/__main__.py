@@ -1,0 +1,34 @@
+"""Run every benchmark against a fresh local_aws and print one table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+from benchmarks import bench_jobs
+from benchmarks.harness import Row, render
+
+SUITES = {"jobs": bench_jobs.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    args = parser.parse_args(argv)
+
+    from local_aws.server import LocalAWS
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, LocalAWS(tmp, port=0) as aws:
+        for name, suite in SUITES.items():
+            if args.only and name not in args.only:
+                continue
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows.extend(suite(aws))
+    print(render(rows))
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

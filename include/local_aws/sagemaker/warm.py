@@ -1,0 +1,154 @@
+"""A warm SageMaker training toolkit: training jobs fork from a process that imported it.
+
+Importing the toolkit costs most of a second (boto3; paramiko through its MPI runner);
+paid by every job it would dominate short ones. So one helper process per server (the
+"zygote", :mod:`local_aws.sagemaker.warm_child`) imports it once and forks a child per
+job, with the job's environment, working directory, session and stdout: the same toolkit
+code as a cold ``python -m sagemaker_training.cli.train``, minus the imports.
+
+The server talks to the zygote over a datagram socketpair: a request carries the path of
+a JSON spec and, as SCM_RIGHTS, the write end of the job's output pipe; replies carry
+the child's pid and later its exit code. The zygote exits when told to, or when the server process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+_MAX_DATAGRAM = 4096
+
+
+class Zygote:
+    def __init__(self) -> None:
+        self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local_aws.sagemaker.warm_child", str(child_sock.fileno())],
+            pass_fds=[child_sock.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+        child_sock.close()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, queue.Queue[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._read_replies, name="toolkit-zygote", daemon=True).start()
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(_MAX_DATAGRAM)
+            except OSError:
+                data = b""
+            if not data:  # the zygote died: wake every waiter with a failure
+                with self._lock:
+                    for q in self._waiting.values():
+                        q.put({"exit": -1, "error": "the toolkit zygote process exited"})
+                return
+            reply = json.loads(data)
+            with self._lock:
+                q = self._waiting.get(reply["id"])
+            if q is not None:
+                q.put(reply)
+
+    def spawn(
+        self, spec_path: Path, output_fd: int
+    ) -> tuple[int, int, queue.Queue[dict[str, Any]]]:
+        """Fork a job; return (request id, child pid, queue that will get its exit)."""
+        request_id = next(self._ids)
+        replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._lock:
+            self._waiting[request_id] = replies
+        message = json.dumps({"id": request_id, "spec": str(spec_path)}).encode()
+        with self._send_lock:
+            socket.send_fds(self._sock, [message], [output_fd])
+        first = replies.get(timeout=60)
+        if "pid" not in first:
+            raise RuntimeError(first.get("error", "the toolkit zygote could not start the job"))
+        return request_id, int(first["pid"]), replies
+
+    def forget(self, request_id: int) -> None:
+        with self._lock:
+            self._waiting.pop(request_id, None)
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        # datagram sockets have no EOF: say goodbye explicitly
+        with self._send_lock, contextlib.suppress(OSError):
+            self._sock.send(b'{"stop": true}')
+        self._sock.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+
+_zygote: Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def zygote() -> Zygote:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive():
+            _zygote = Zygote()
+        return _zygote
+
+
+def prewarm() -> None:
+    """Start the zygote now, so the first training job does not pay for its imports."""
+    zygote()
+
+
+def shutdown() -> None:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is not None:
+            _zygote.close()
+            _zygote = None
+
+
+class WarmProcess:
+    """A toolkit run forked from the zygote; quacks like ``subprocess.Popen`` for jobs.py.
+
+    Thread-safe: the job thread and a stopping thread may wait on it at the same time.
+    """
+
+    def __init__(self, env: dict[str, str], cwd: Path):
+        spec = cwd / ".toolkit-spec.json"
+        spec.write_text(json.dumps({"env": env, "cwd": str(cwd)}))
+        read_fd, write_fd = os.pipe()
+        self._zygote = zygote()
+        try:
+            self._id, self.pid, replies = self._zygote.spawn(spec, write_fd)
+        finally:
+            os.close(write_fd)  # the child has its own copy: EOF once it and its children exit
+        self.stdout: IO[str] = os.fdopen(read_fd, "r", errors="replace")
+        self._exit: int | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._await_exit, args=(replies,), daemon=True).start()
+
+    def _await_exit(self, replies: queue.Queue[dict[str, Any]]) -> None:
+        self._exit = int(replies.get()["exit"])
+        self._zygote.forget(self._id)
+        self._done.set()
+
+    def poll(self) -> int | None:
+        return self._exit if self._done.is_set() else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired("sagemaker-training", timeout or 0)
+        assert self._exit is not None
+        return self._exit

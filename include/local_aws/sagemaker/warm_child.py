@@ -1,0 +1,83 @@
+"""The toolkit zygote: imports the SageMaker training toolkit once, forks one child per job.
+
+Run by :mod:`local_aws.sagemaker.warm` as ``python -m local_aws.sagemaker.warm_child FD``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import socket
+import sys
+
+# The point of this process: pay for these imports once.
+import sagemaker_training.environment
+import sagemaker_training.intermediate_output
+from sagemaker_training import trainer
+
+
+def _run_job(spec_path: str, output_fd: int) -> int:
+    os.setsid()  # its own process group, so a stop kills the user script too
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(output_fd)
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    os.chdir(spec["cwd"])
+    # The toolkit reads SAGEMAKER_BASE_DIR into module constants at import: re-read them.
+    importlib.reload(sagemaker_training.environment)
+    importlib.reload(sagemaker_training.intermediate_output)
+    try:
+        trainer.train()  # exits with the job's code, as the container's entry point does
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def serve(sock: socket.socket) -> None:
+    jobs: dict[int, int] = {}  # child pid → request id
+    parent = os.getppid()
+    while True:
+        if os.getppid() != parent:
+            return  # the server died without saying goodbye: don't linger as an orphan
+        readable, _, _ = select.select([sock], [], [], 0.05)
+        if readable:
+            try:
+                message, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+            except OSError:
+                message, fds = b"", []
+            if not message:
+                return  # the server closed its end: stop
+            request = json.loads(message)
+            if request.get("stop"):
+                return
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                code = 1
+                try:
+                    code = _run_job(request["spec"], fds[0])
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            for fd in fds:
+                os.close(fd)
+            jobs[pid] = request["id"]
+            sock.send(json.dumps({"id": request["id"], "pid": pid}).encode())
+        while jobs:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            request_id = jobs.pop(pid, None)
+            if request_id is not None:
+                code = os.waitstatus_to_exitcode(status)
+                sock.send(json.dumps({"id": request_id, "exit": code}).encode())
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))
