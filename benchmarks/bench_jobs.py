@@ -69,7 +69,7 @@ def run(aws: Any, repeats: int = 5) -> list[Row]:
     overhead = statistics.median(overheads)
     return [
         Row(
-            "training job overhead (no-op, median of %d)" % repeats,
+            f"training job overhead (no-op, median of {repeats})",
             overhead,
             "s",
             baseline=statistics.median(bare),

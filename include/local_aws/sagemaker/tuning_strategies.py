@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,13 +121,22 @@ class Parameter:
             return str(int(x))
         return repr(float(x))
 
-    def parse(self, text: str) -> float | None:
-        """Numeric value of ``text`` for this range, or None when it is not one."""
-        try:
-            x = float(text)
-        except (TypeError, ValueError):
-            return None
-        return x if math.isfinite(x) else None
+    def canonical(self, text: str) -> str:
+        """``text`` as :meth:`format` would write it, so "5.0" and "5" count as one value."""
+        if not self.is_numeric:
+            return text
+        x = _parse_number(text)
+        if x is None or (self.kind == "Integer" and not x.is_integer()):
+            return text
+        return self.format(x)
+
+
+def _parse_number(text: str) -> float | None:
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 class SearchSpace:
@@ -137,7 +148,6 @@ class SearchSpace:
 
     def __init__(self, parameters: Sequence[Parameter]) -> None:
         self.parameters = tuple(parameters)
-        self.n_features = sum(len(p.values) if not p.is_numeric else 1 for p in self.parameters)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SearchSpace:
@@ -175,7 +185,7 @@ class SearchSpace:
             if text is None:
                 return None
             if p.is_numeric:
-                x = p.parse(text)
+                x = _parse_number(text)
                 if x is None:
                     return None
                 row[j] = p.to_unit(np.array([x]))[0]
@@ -196,7 +206,11 @@ class SearchSpace:
         return np.hstack(cols) if cols else np.empty((internal.shape[0], 0))
 
     def key(self, params: Mapping[str, str]) -> tuple[str | None, ...]:
-        return tuple(params.get(p.name) for p in self.parameters)
+        """Identity of an assignment within this space (other keys, e.g. static ones, ignored)."""
+        return tuple(
+            None if (text := params.get(p.name)) is None else p.canonical(text)
+            for p in self.parameters
+        )
 
     def finite_size(self) -> int | None:
         """Number of distinct points when there is no continuous range, else None."""
@@ -342,11 +356,8 @@ def _numeric_range_problems(where: str, kind: Kind, r: Mapping[str, Any]) -> lis
     bounds: dict[str, float] = {}
     for field in ("MinValue", "MaxValue"):
         text = r.get(field)
-        try:
-            value = float(text)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            value = math.nan
-        if not math.isfinite(value):
+        value = _parse_number(text) if isinstance(text, str) else None
+        if value is None:
             problems.append(f"{where}.{field} is {text!r}; give a finite number as a string.")
         elif kind == "Integer" and not value.is_integer():
             problems.append(
@@ -566,7 +577,11 @@ class BayesianSearch(SearchStrategy):
             pending = [
                 r for r in map(self.space.encode_params, self._pending(history)) if r is not None
             ]
-            out = self._model_based(np.array(rows), np.array(ys), pending, seen, n)
+            with warnings.catch_warnings(), _single_threaded_blas():
+                # sklearn warns when length scales reach their bounds or a predicted variance
+                # is clipped at 0: expected with few or duplicate points, and not actionable.
+                warnings.simplefilter("ignore")
+                out = self._model_based(np.array(rows), np.array(ys), pending, seen, n)
         self._issued.extend(out)
         return out
 
@@ -614,19 +629,16 @@ class BayesianSearch(SearchStrategy):
         seen: set[tuple[str | None, ...]],
         n: int,
     ) -> list[Params]:
+        # Imported here: sklearn takes ~0.3 s to import and only Bayesian jobs need it.
         from sklearn.gaussian_process import GaussianProcessRegressor
 
         x = self.space.features(x_internal)
+        # One optimiser start from a neutral kernel: in benchmarks, random restarts doubled the
+        # cost without finding better optima, and warm-starting from the previous fit got stuck.
         gp = GaussianProcessRegressor(
-            kernel=_kernel(x.shape[1]),
-            normalize_y=True,
-            n_restarts_optimizer=1,
-            random_state=int(self.rng.integers(2**31 - 1)),
+            kernel=_kernel(x.shape[1]), normalize_y=True, n_restarts_optimizer=0
         )
-        with warnings.catch_warnings():
-            # Length scales hitting their bounds is expected with few points; not actionable.
-            warnings.simplefilter("ignore")
-            gp.fit(x, y)
+        gp.fit(x, y)
         best_y = float(np.min(y))
         top = x_internal[np.argsort(y)[:3]]
         cands_internal = self._candidates(top)
@@ -636,18 +648,20 @@ class BayesianSearch(SearchStrategy):
         fantasy_x = [self.space.features(p[None, :])[0] for p in pending]
         out: list[Params] = []
         taken = set(seen)
+        xi = 0.01 * float(np.std(y) or 1.0)
         while len(out) < n:
-            model = gp
+            model, incumbent = gp, best_y
             if fantasy_x:
-                # Refit with the learned kernel fixed: cheap, and keeps the fit on real data only.
+                # Kernel fixed at the fit on real results: fantasies must not shape it, and a
+                # fixed-kernel refit is just a Cholesky factorisation.
                 fx = np.vstack(fantasy_x)
                 fy = gp.predict(fx)
                 model = GaussianProcessRegressor(kernel=fitted, normalize_y=True, optimizer=None)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model.fit(np.vstack([x, fx]), np.concatenate([y, fy]))
+                model.fit(np.vstack([x, fx]), np.concatenate([y, fy]))
+                # A believed result counts as the incumbent too, or the next pick lands beside it.
+                incumbent = min(best_y, float(np.min(fy)))
             mu, sigma = model.predict(cands, return_std=True)
-            score = _expected_improvement(mu, sigma, best_y, xi=0.01 * float(np.std(y) or 1.0))
+            score = _expected_improvement(mu, sigma, incumbent, xi)
             if not np.any(score > 0):
                 # EI underflowed everywhere: fall back to an optimistic lower confidence bound.
                 score = -(mu - 2.0 * sigma)
@@ -678,6 +692,46 @@ class BayesianSearch(SearchStrategy):
             if self.space.key(params) not in taken:
                 return params
         return None
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_controller: Any = None
+_blas_limiter: Any = None
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Hold BLAS to one thread while a GP runs.
+
+    The matrices are tiny (one row per training job), so BLAS threads only add overhead, and
+    with other processes competing for the CPU, OpenBLAS's spinning threads made a suggestion
+    about 10x slower in measurements (250 ms against 25 ms on a loaded 2-CPU machine).
+
+    The limit is process-wide, so it is reference-counted: with tuning jobs suggesting in
+    parallel threads, nested limit/restore pairs would otherwise leave BLAS at one thread.
+    """
+    global _blas_users, _blas_controller, _blas_limiter
+    with _blas_lock:
+        if _blas_controller is None:
+            # threadpoolctl only sees BLAS libraries already loaded, and scipy (used by the GP)
+            # ships its own OpenBLAS next to numpy's: import it first or it keeps its threads.
+            # Scanning the libraries takes ~10 ms, so it is done once.
+            import sklearn.gaussian_process  # noqa: F401
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller = ThreadpoolController()
+        if _blas_users == 0:
+            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def _kernel(n_features: int) -> Any:

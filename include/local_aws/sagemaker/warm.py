@@ -44,21 +44,26 @@ class Zygote:
         threading.Thread(target=self._read_replies, name="toolkit-zygote", daemon=True).start()
 
     def _read_replies(self) -> None:
+        self._sock.settimeout(0.5)
         while True:
             try:
                 data = self._sock.recv(_MAX_DATAGRAM)
-            except OSError:
+            except TimeoutError:
+                if self.alive():
+                    continue
                 data = b""
-            if not data:  # the zygote died: wake every waiter with a failure
+            except OSError:  # closed by close()
+                data = b""
+            if not data:  # no zygote any more: wake every waiter with a failure
                 with self._lock:
-                    for q in self._waiting.values():
-                        q.put({"exit": -1, "error": "the toolkit zygote process exited"})
+                    for waiter in self._waiting.values():
+                        waiter.put({"exit": -1, "error": "the toolkit zygote process exited"})
                 return
             reply = json.loads(data)
             with self._lock:
-                q = self._waiting.get(reply["id"])
-            if q is not None:
-                q.put(reply)
+                found = self._waiting.get(reply["id"])
+            if found is not None:
+                found.put(reply)
 
     def spawn(
         self, spec_path: Path, output_fd: int
