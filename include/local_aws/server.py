@@ -94,6 +94,7 @@ class LocalAWS:
         self._thread: threading.Thread | None = None
         self.backend: Any = None
         self.journal: Any = None
+        self._routing: Any = None
 
     @property
     def url(self) -> str:
@@ -106,11 +107,14 @@ class LocalAWS:
             create_backend_app,
         )
 
-        from local_aws.journal import Journal
+        from local_aws.journal import Journal, fast_moto_routing
         from local_aws.sagemaker.app import SageMakerApp
         from local_aws.sagemaker.backend import Backend
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # moto rescans its package for every request it routes; the list never changes
+        self._routing = fast_moto_routing()
+        self._routing.__enter__()
         # One line per request drowns everything else; errors still show.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
@@ -145,6 +149,9 @@ class LocalAWS:
             self._thread.join(timeout=10)
         if self.journal is not None:
             self.journal.close()
+        if self._routing is not None:
+            self._routing.__exit__(None, None, None)
+            self._routing = None
         self._server = self._thread = None
         reset_moto()
 
