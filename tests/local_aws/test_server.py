@@ -1,0 +1,223 @@
+"""The server as a whole: routing, binding, faults, restarts, the CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from local_aws.server import LocalAWS, signing_service
+from tests.conftest import ServerProcess, unique, wait_for
+from tests.jobkit import training_request, upload_source
+
+
+def test_one_port_serves_moto_and_sagemaker(local_aws, s3, sm):
+    bucket = unique("route")
+    s3.create_bucket(Bucket=bucket)
+    assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert sm.list_training_jobs(NameContains="no-such-prefix")["TrainingJobSummaries"] == []
+    iam = local_aws.client("iam")
+    role = iam.create_role(RoleName=unique("role"), AssumeRolePolicyDocument="{}")["Role"]
+    assert role["Arn"].startswith("arn:aws:iam::123456789012:role/")
+    sts = local_aws.client("sts")
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+
+
+def test_signing_service_reads_the_credential_scope():
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/sagemaker/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=abc"
+    )
+    assert signing_service({"HTTP_AUTHORIZATION": auth}) == "sagemaker"
+    assert signing_service({}) is None
+
+
+def test_refuses_non_loopback_without_the_flag(tmp_path):
+    with pytest.raises(ValueError, match="loopback"):
+        LocalAWS(tmp_path, host="0.0.0.0")
+    with pytest.warns(UserWarning, match="binding 0.0.0.0"):
+        LocalAWS(tmp_path, host="0.0.0.0", allow_non_loopback=True)
+
+
+def test_unknown_operation_and_bad_json_are_aws_errors(local_aws):
+    request = urllib.request.Request(
+        local_aws.url,
+        data=b"{not json",
+        headers={
+            "X-Amz-Target": "SageMaker.ListTrainingJobs",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=a/20261125/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=x",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request)
+    body = json.loads(err.value.read())
+    assert err.value.code == 400
+    assert body["__type"] == "ValidationException" and "not valid JSON" in body["message"]
+
+
+def test_throttling_fault_gives_throttling_exception(local_aws):
+    raw = local_aws.client(
+        "sagemaker", config=Config(retries={"max_attempts": 1, "mode": "standard"})
+    )
+    post(local_aws, "/_local_aws/faults/throttle", {"fraction": 1.0, "operations": ["ListModels"]})
+    try:
+        with pytest.raises(ClientError) as err:
+            raw.list_models()
+        assert err.value.response["Error"]["Code"] == "ThrottlingException"
+        raw.list_training_jobs(MaxResults=1)  # other operations are untouched
+        # boto3's retries ride out a partial throttle, as against real AWS
+        post(local_aws, "/_local_aws/faults/throttle", {"fraction": 0.5, "seed": 7})
+        retrying = local_aws.client(
+            "sagemaker", config=Config(retries={"max_attempts": 10, "mode": "standard"})
+        )
+        for _ in range(10):
+            retrying.list_models()
+    finally:
+        post(local_aws, "/_local_aws/faults", None, method="DELETE")
+
+
+def test_fail_job_fault(local_aws, sm, s3, bucket):
+    source = upload_source(
+        s3, bucket, "code/sleep.tar.gz", {"train.py": "import time\ntime.sleep(60)\n"}
+    )
+    name = unique("fault-fail")
+    sm.create_training_job(**training_request(name, bucket, source))
+    deadline = time.monotonic() + 60
+    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    post(
+        local_aws,
+        f"/_local_aws/faults/training-jobs/{name}/fail",
+        {"reason": "AlgorithmError: injected"},
+    )
+    job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: injected"
+
+
+def post(aws, path: str, body, method: str = "POST") -> dict:
+    request = urllib.request.Request(
+        aws.url + path,
+        data=json.dumps(body or {}).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def test_restart_keeps_everything_and_fails_the_running_job(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        s3, sm, logs = server.client("s3"), server.client("sagemaker"), server.client("logs")
+        s3.create_bucket(Bucket="restart-bucket")
+        s3.put_object(Bucket="restart-bucket", Key="data/x.csv", Body=b"1,2\n")
+        quick = upload_source(
+            s3, "restart-bucket", "code/q.tar.gz", {"train.py": "print('quick job ran')\n"}
+        )
+        slow = upload_source(
+            s3, "restart-bucket", "code/s.tar.gz", {"train.py": "import time\ntime.sleep(60)\n"}
+        )
+        sm.create_training_job(**training_request("done-before", "restart-bucket", quick))
+        wait_for(
+            lambda: sm.describe_training_job(TrainingJobName="done-before"), "TrainingJobStatus"
+        )
+        sm.create_training_job(**training_request("running-at-stop", "restart-bucket", slow))
+        deadline = time.monotonic() + 60
+        while (
+            sm.describe_training_job(TrainingJobName="running-at-stop")["SecondaryStatus"]
+            != "Training"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        server.stop(signal.SIGTERM)
+
+    server.start()
+    try:
+        s3, sm, logs = server.client("s3"), server.client("sagemaker"), server.client("logs")
+        assert s3.get_object(Bucket="restart-bucket", Key="data/x.csv")["Body"].read() == b"1,2\n"
+        done = sm.describe_training_job(TrainingJobName="done-before")
+        assert done["TrainingJobStatus"] == "Completed"
+        model = done["ModelArtifacts"]["S3ModelArtifacts"]
+        assert (
+            s3.head_object(Bucket="restart-bucket", Key=model.split("/", 3)[3])["ContentLength"] > 0
+        )
+        stream = logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="done-before/"
+        )["logStreams"][0]["logStreamName"]
+        messages = [
+            e["message"]
+            for e in logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream, startFromHead=True
+            )["events"]
+        ]
+        assert "quick job ran" in messages
+        interrupted = sm.describe_training_job(TrainingJobName="running-at-stop")
+        assert interrupted["TrainingJobStatus"] == "Failed"
+        assert "stopped while this job was running" in interrupted["FailureReason"]
+    finally:
+        server.stop()
+
+
+def test_cli_fault_commands_reach_a_running_server(tmp_path):
+    server = ServerProcess(tmp_path / "cli").start()
+    try:
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "local_aws", *args, "--endpoint-url", server.url]
+                if args[0] == "health"
+                else [
+                    sys.executable,
+                    "-m",
+                    "local_aws",
+                    "fault",
+                    "--endpoint-url",
+                    server.url,
+                    *args,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        assert json.loads(cli("health").stdout)["status"] == "ok"
+        assert cli("throttle", "--fraction", "1", "--operations", "ListModels").returncode == 0
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            server.client("sagemaker").list_models()
+        assert cli("clear").returncode == 0
+        server.client("sagemaker").list_models()
+        missing = cli("fail-job", "training-jobs", "nope")
+        assert missing.returncode == 1 and "not running" in missing.stderr
+    finally:
+        server.stop()
+
+
+def test_cli_serve_refuses_a_non_loopback_host(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "local_aws",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--allow-non-loopback" in result.stderr
