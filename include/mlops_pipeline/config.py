@@ -1,0 +1,131 @@
+"""One typed settings object for the whole pipeline, chosen by profile from the environment.
+
+Profiles differ only in defaults: ``local`` (local_aws on a laptop) and ``aws`` (a real
+account, where KMS keys, VPC config and network isolation apply when given). Every field
+can be overridden by an environment variable ``MLOPS_<FIELD>`` (upper case), so the same
+DAG files run in both places; nothing in dags/ or the operators branches on the profile.
+Reading settings touches no network: safe at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args, get_type_hints
+
+Profile = Literal["local", "aws"]
+
+# SageMaker framework images (sagemaker.image_uris.retrieve(...) for us-east-1); local_aws
+# runs these on its own Python, AWS pulls them from ECR.
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile = "local"
+    region: str = "us-east-1"
+    aws_conn_id: str = "aws_default"
+    bucket: str = "mlops-local"
+    # local_aws accepts any well-formed role; on AWS this must be a real execution role
+    role_arn: str = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+    sklearn_image: str = SKLEARN_IMAGE
+    xgboost_image: str = XGBOOST_IMAGE
+    processing_instance_type: str = "ml.m5.large"
+    training_instance_type: str = "ml.m5.large"
+    transform_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = "ml.m5.large"
+    model_package_group: str = "card-fraud"
+    # security settings applied to every job request when set (the aws profile)
+    kms_key_id: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    network_isolation: bool = False
+    # how long a waiting task may take before it gives up
+    job_timeout_seconds: int = 6 * 3600
+    check_interval_seconds: int = 30
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def s3_uri(self, *parts: str) -> str:
+        """s3://<bucket>/<parts joined by '/'>."""
+        path = "/".join(p.strip("/") for p in parts if p)
+        return f"s3://{self.bucket}/{path}"
+
+    @property
+    def vpc_config(self) -> dict[str, list[str]] | None:
+        if not self.subnets:
+            return None
+        return {"Subnets": list(self.subnets), "SecurityGroupIds": list(self.security_group_ids)}
+
+
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "local": {"check_interval_seconds": 2},
+    "aws": {"bucket": "", "role_arn": "", "check_interval_seconds": 30},
+}
+REQUIRED_ON_AWS = ("bucket", "role_arn")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for ``MLOPS_PROFILE`` (default ``local``) with ``MLOPS_*`` overrides."""
+    env = os.environ if env is None else env
+    profile = env.get("MLOPS_PROFILE", "local")
+    if profile not in get_args(Profile):
+        raise SettingsError(
+            f"MLOPS_PROFILE={profile!r} is not a profile: use one of {', '.join(get_args(Profile))}"
+        )
+    values: dict[str, Any] = {"profile": profile, **PROFILE_DEFAULTS[profile]}
+    hints = get_type_hints(Settings)
+    for f in fields(Settings):
+        name = f"MLOPS_{f.name.upper()}"
+        if f.name == "profile" or name not in env:
+            continue
+        values[f.name] = _parse(name, env[name], hints[f.name])
+    settings = Settings(**values)
+    if profile == "aws":
+        missing = [f"MLOPS_{n.upper()}" for n in REQUIRED_ON_AWS if not getattr(settings, n)]
+        if missing:
+            raise SettingsError(
+                f"the aws profile needs {', '.join(missing)}: set them in the environment "
+                "(e.g. MLOPS_BUCKET=my-ml-bucket MLOPS_ROLE_ARN=arn:aws:iam::<account>:role/<role>)"
+            )
+    return settings
+
+
+def _parse(name: str, raw: str, hint: Any) -> Any:
+    text = raw.strip()
+    if hint is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if hint == tuple[str, ...]:
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+    if hint == str | None:
+        return text or None
+    if hint == Mapping[str, str]:
+        import json
+
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise SettingsError(f'{name} must be a JSON object, e.g. {{"key": "value"}}') from None
+        if not isinstance(parsed, dict):
+            raise SettingsError(f'{name} must be a JSON object, e.g. {{"key": "value"}}')
+        return {str(k): str(v) for k, v in parsed.items()}
+    return text
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)
