@@ -321,3 +321,15 @@ def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
     assert s3.list_objects_v2(Bucket=bucket, Prefix=f"checkpoints/{name}/")["KeyCount"] == 1
     # Spot is billed at a discount: billable time is well under the time the job took.
     assert job["BillableTimeInSeconds"] < job["TrainingTimeInSeconds"]
+
+
+def test_checkpoint_path_outside_opt_ml_is_rejected(sm, bucket):
+    request = training_request(
+        unique("train-ckpt"),
+        bucket,
+        "s3://x/y.tar.gz",
+        CheckpointConfig={"S3Uri": f"s3://{bucket}/ckpt", "LocalPath": "/etc/checkpoints"},
+    )
+    with pytest.raises(ClientError) as err:
+        sm.create_training_job(**request)
+    assert "CheckpointConfig.LocalPath must be a path under /opt/ml/" in str(err.value)

@@ -86,6 +86,13 @@ def _check_request(p: dict[str, Any]) -> None:
             )
         s3io.split_s3_uri(source["S3Uri"], field=f"InputDataConfig.{channel['ChannelName']}.S3Uri")
     s3io.split_s3_uri(p["OutputDataConfig"]["S3OutputPath"], field="OutputDataConfig.S3OutputPath")
+    checkpoint = p.get("CheckpointConfig")
+    if checkpoint:
+        s3io.split_s3_uri(checkpoint["S3Uri"], field="CheckpointConfig.S3Uri")
+        if "LocalPath" in checkpoint:  # raises naming the field when outside /opt/ml/
+            Backend.map_opt_ml(
+                Path("/"), checkpoint["LocalPath"], field="CheckpointConfig.LocalPath"
+            )
 
 
 @operation("DescribeTrainingJob")
