@@ -33,6 +33,7 @@ import signal
 import socketserver
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
@@ -737,10 +738,26 @@ def load_service(model_dir: Path, code_dir: str | None, program: str | None) -> 
     return ModelService(model_dir, module)
 
 
+def _exit_when_orphaned(interval: float = 1.0) -> None:
+    """Stop when the process that started us is gone (killed without a SIGTERM for us).
+
+    A model server outliving local_aws would hold its port and memory forever.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    _exit_when_orphaned()
     args = parse_args(argv)
     server: Server | None = None
     try:
