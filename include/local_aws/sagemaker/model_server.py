@@ -1,0 +1,361 @@
+"""A model server for one Model record: what an endpoint instance or a transform job runs.
+
+It fetches the model's artifacts the way SageMaker's hosting agents do (ModelDataUrl's
+model.tar.gz unpacked as /opt/ml/model, an s3:// SAGEMAKER_SUBMIT_DIRECTORY unpacked as
+the code directory), starts ``local_aws.sagemaker.serving`` in its own process group with
+the container's Environment, streams its output into a CloudWatch Logs stream, and talks
+to it over a pool of keep-alive HTTP connections.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from local_aws.sagemaker import images, s3io
+from local_aws.sagemaker.cloudwatch import LogStream
+
+if TYPE_CHECKING:
+    from local_aws.sagemaker.backend import Backend
+
+log = logging.getLogger(__name__)
+
+_READY = re.compile(r"serving on http://(?P<host>[^:/\s]+):(?P<port>\d+)")
+DEFAULT_STARTUP_TIMEOUT = 120.0
+DEFAULT_DOWNLOAD_TIMEOUT = 600.0
+INVOCATION_TIMEOUT = 60.0  # SageMaker's limit on one real-time invocation
+_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class ModelServerError(Exception):
+    """The model server could not start; ``reason`` is SageMaker-style, ``tail`` its output."""
+
+    def __init__(self, reason: str, tail: list[str] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.tail = tail or []
+
+    @property
+    def last_error(self) -> str:
+        """The last meaningful output line (a traceback's exception line), if any."""
+        for line in reversed(self.tail):
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+def instance_id() -> str:
+    """An EC2-style instance id, the second half of an endpoint instance's log stream."""
+    return "i-" + secrets.token_hex(9)[:17]
+
+
+def base_env(backend: Backend) -> dict[str, str]:
+    """The machine's basics plus AWS pointed at local_aws, as a framework container sees it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
+    }
+    env.update(backend.aws_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+class _Pool:
+    """Keep-alive HTTP/1.1 connections to one server, reused across threads."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in range(2):
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+            elif conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except _RETRYABLE:
+                conn.close()
+                if reused and attempt == 0:
+                    continue  # the server closed an idle connection: one retry on a fresh one
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if response.will_close:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+            return response.status, response.getheaders(), data
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class ModelServer:
+    """One running model server.
+
+    ``ModelServer(backend, container, workdir=..., log_group=..., log_stream=...).start()``
+    raises ModelServerError with a FailureReason-ready message when the model cannot serve.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        container: dict[str, Any],
+        *,
+        workdir: Path,
+        log_group: str,
+        log_stream: str,
+        env: dict[str, str] | None = None,
+        startup_timeout: float | None = None,
+        download_timeout: float | None = None,
+    ):
+        self.backend = backend
+        self.container = container
+        self.workdir = Path(workdir)
+        self.log_group, self.log_stream = log_group, log_stream
+        self.extra_env = env or {}
+        self.startup_timeout = startup_timeout or DEFAULT_STARTUP_TIMEOUT
+        self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
+        self.url = ""
+        self._proc: subprocess.Popen[str] | None = None
+        self._pool: _Pool | None = None
+        self._logs: LogStream | None = None
+        self._tail: deque[str] = deque(maxlen=40)
+        self._ready = threading.Event()
+        self._exited = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    @property
+    def log_stream_arn(self) -> str:
+        b = self.backend
+        return (
+            f"arn:aws:logs:{b.region}:{b.account_id}:log-group:{self.log_group}"
+            f":log-stream:{self.log_stream}"
+        )
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self) -> ModelServer:
+        """Fetch the artifacts, start the server and wait (bounded) until /ping answers 200."""
+        reason = images.unsupported_reason(self.container.get("Image", ""))
+        if not self.container.get("Image"):
+            reason = (
+                "ClientError: the model's container has no Image (local_aws does not resolve "
+                "ModelPackageName containers): give Image and ModelDataUrl"
+            )
+        if reason:
+            raise ModelServerError(reason)
+        args, env = self._prepare()
+        try:
+            self._launch(args, env)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _prepare(self) -> tuple[list[str], dict[str, str]]:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        model_dir = self.workdir / "model"
+        model_dir.mkdir(parents=True)
+        s3 = self.backend.client("s3")
+        env = base_env(self.backend)
+        env.update(self.container.get("Environment") or {})
+        env.update(self.extra_env)
+        args = ["--model-dir", str(model_dir)]
+        started = time.monotonic()
+        uri = self.container.get("ModelDataUrl")
+        source = (self.container.get("ModelDataSource") or {}).get("S3DataSource")
+        try:
+            if uri:
+                s3io.download_and_extract(s3, uri, model_dir)
+            elif source:
+                uri = source["S3Uri"]
+                if source.get("CompressionType") == "Gzip":
+                    s3io.download_and_extract(s3, uri, model_dir)
+                else:
+                    s3io.download(
+                        s3, uri, model_dir, data_type=source.get("S3DataType", "S3Prefix")
+                    )
+        except Exception as exc:
+            raise ModelServerError(
+                f'Failed to download model data for container "container_1" from URL: "{uri}". '
+                "Please ensure that there is an object located at the URL and that the role "
+                f"passed to CreateModel has permissions to download the object. ({exc})"
+            ) from exc
+        submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit.startswith("s3://"):
+            code_dir = self.workdir / "code"
+            try:
+                s3io.download_and_extract(s3, submit, code_dir)
+            except Exception as exc:
+                raise ModelServerError(
+                    f"ClientError: could not download SAGEMAKER_SUBMIT_DIRECTORY {submit}: {exc}"
+                ) from exc
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(code_dir)
+            args += ["--code-dir", str(code_dir)]
+        if time.monotonic() - started > self.download_timeout:
+            raise ModelServerError(
+                "ClientError: downloading the model data took longer than "
+                f"ModelDataDownloadTimeoutInSeconds ({self.download_timeout:.0f}s)"
+            )
+        return args, env
+
+    def _launch(self, args: list[str], env: dict[str, str]) -> None:
+        self._logs = LogStream(self.backend.client("logs"), self.log_group, self.log_stream)
+        cmd = [sys.executable, "-m", "local_aws.sagemaker.serving", *args]
+        cmd += ["--host", "127.0.0.1", "--port", "0"]
+        with self._lock:
+            if self._stopping:  # stopped while it downloaded: start nothing that would leak
+                raise ModelServerError("The model server was stopped before it started")
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,  # its own process group: stop() kills the whole tree
+            )
+        threading.Thread(
+            target=self._pump, name=f"model-server:{self.log_stream}", daemon=True
+        ).start()
+        deadline = time.monotonic() + self.startup_timeout
+        self._ready.wait(self.startup_timeout)
+        if not self.url:
+            code = self._proc.poll()
+            if code is None:
+                raise ModelServerError(
+                    "The model server did not start within "
+                    f"{self.startup_timeout:.0f} seconds (ContainerStartupHealthCheckTimeout"
+                    "InSeconds)",
+                    list(self._tail),
+                )
+            self._exited.wait(5)  # let the pump read the rest of the traceback
+            raise ModelServerError(
+                f"The model server exited with code {code} before it was ready", list(self._tail)
+            )
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        self._pool = _Pool(host, int(port))
+        while not self.ping(timeout=max(0.1, deadline - time.monotonic())):
+            if time.monotonic() > deadline or self._exited.is_set():
+                raise ModelServerError(
+                    "The model server did not pass the ping health check", list(self._tail)
+                )
+            time.sleep(0.1)
+
+    def _pump(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        logs = self._logs
+        try:
+            for line in self._proc.stdout:
+                if logs is not None:
+                    logs.write(line)
+                self._tail.append(line.rstrip("\n"))
+                if not self._ready.is_set():
+                    match = _READY.search(line)
+                    if match:
+                        self.url = f"http://{match['host']}:{match['port']}"
+                        self._ready.set()
+        finally:
+            self._exited.set()
+            self._ready.set()
+            if not self._stopping and self.url:
+                log.warning("model server %s exited unexpectedly", self.log_stream)
+
+    # -- use -----------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = INVOCATION_TIMEOUT,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One HTTP request to the server: (status, response headers, body). Raises OSError."""
+        if self._pool is None:
+            raise ConnectionError("the model server is not running")
+        return self._pool.request(method, path, body, headers or {}, timeout)
+
+    def invoke(
+        self, body: bytes, headers: dict[str, str], timeout: float = INVOCATION_TIMEOUT
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self.request("POST", "/invocations", body, headers, timeout)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            status, _, _ = self.request("GET", "/ping", timeout=timeout)
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
+    def execution_parameters(self) -> dict[str, Any]:
+        """GET /execution-parameters (what batch transform asks a container for), or {}."""
+        try:
+            status, _, data = self.request("GET", "/execution-parameters", timeout=5)
+            return json.loads(data) if status == 200 else {}
+        except (OSError, http.client.HTTPException, ValueError):
+            return {}
+
+    # -- stop ----------------------------------------------------------------------------------
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            self._stopping = True
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=timeout)
+        if self._pool is not None:
+            self._pool.close()
+        if proc is not None:
+            self._exited.wait(2)  # the pump's last lines reach the log stream
+        if self._logs is not None:
+            self._logs.close()
+            self._logs = None
