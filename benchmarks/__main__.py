@@ -6,10 +6,13 @@ import argparse
 import sys
 import tempfile
 
-from benchmarks import bench_jobs
+from benchmarks import bench_endpoints, bench_jobs
 from benchmarks.harness import Row, render
 
-SUITES = {"jobs": bench_jobs.run}
+SUITES = {
+    "jobs": bench_jobs.run,
+    "endpoints": bench_endpoints.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,8 +71,11 @@ class Backend:
         with self._jobs_lock:
             running = list(self.jobs.values())
         for job in running:
-            # The record stays InProgress on disk: the next start fails it with a reason.
-            job._kill()
+            # Jobs cannot outlive the server: they end Failed with a reason that says why
+            # (one whose thread does not finish in time is failed at the next start).
+            job.request_end("Failed", SERVER_STOPPED_REASON)
+        for job in running:
+            job.join(timeout=10)
 
     # -- naming ----------------------------------------------------------------------------
     def arn(self, resource: str, name: str) -> str:
