@@ -37,7 +37,7 @@ demo: setup
 	$(BIN)/python -m local_aws.demo
 
 up: setup
-	$(BIN)/local-aws serve --data-dir .local-aws
+	scripts/up
 
 # Re-resolve requirements.txt (every pin) from requirements.in (what we ask for).
 lock: setup
