@@ -21,6 +21,11 @@ Profile = Literal["local", "aws"]
 # runs these on its own Python, AWS pulls them from ECR.
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+# Great Expectations 1.x needs Python >= 3.10: the py312 build of the scikit-learn image has it,
+# the 1.2-1 image (Python 3.9) does not.
+QUALITY_IMAGE = (
+    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
+)
 
 
 class SettingsError(ValueError):
@@ -42,6 +47,14 @@ class Settings:
     transform_instance_type: str = "ml.m5.large"
     endpoint_instance_type: str = "ml.m5.large"
     model_package_group: str = "card-fraud"
+    # data-quality validation jobs: the image runs containers/validate.py, which pip-installs
+    # quality_gx_requirement when the image lacks GX (needs internet from the job; for
+    # network-isolated jobs use an image with GX baked in and leave the requirement as is)
+    quality_image: str = QUALITY_IMAGE
+    quality_gx_requirement: str = "great-expectations==1.24.1"
+    quality_prefix: str = "quality"
+    # the GX file project with the suites; empty means great_expectations/ of this repository
+    gx_root: str = ""
     # security settings applied to every job request when set (the aws profile)
     kms_key_id: str | None = None
     subnets: tuple[str, ...] = ()

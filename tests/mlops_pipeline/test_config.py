@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_pipeline.config import SKLEARN_IMAGE, XGBOOST_IMAGE, SettingsError, load_settings
+from mlops_pipeline.config import (
+    QUALITY_IMAGE,
+    SKLEARN_IMAGE,
+    XGBOOST_IMAGE,
+    SettingsError,
+    load_settings,
+)
 
 
 def test_local_profile_is_the_default():
@@ -68,3 +74,4 @@ def test_default_images_are_what_the_sagemaker_sdk_resolves():
 
     assert SKLEARN_IMAGE == image_uris.retrieve("sklearn", "us-east-1", "1.2-1")
     assert XGBOOST_IMAGE == image_uris.retrieve("xgboost", "us-east-1", "1.7-1")
+    assert QUALITY_IMAGE == image_uris.retrieve("sklearn", "us-east-1", "1.4-2-py312")

@@ -1,0 +1,1 @@
+"""Code that runs inside SageMaker jobs: self-contained, never imports mlops_pipeline."""

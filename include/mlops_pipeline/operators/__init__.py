@@ -1,0 +1,1 @@
+"""Operators the Amazon provider lacks."""

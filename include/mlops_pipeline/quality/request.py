@@ -1,0 +1,153 @@
+"""The validation ProcessingJob: its S3 layout, uploaded files and CreateProcessingJob request.
+
+One run of a gate lives under ``s3://<bucket>/<prefix>/runs/<dataset>/dt=<date>/<job>/``:
+``code/`` (validate.py and its helpers), ``config/`` (suite.json, params.json) and
+``output/`` (result.json, metrics.json, data_docs/). Every run has its own job name, so a
+rerun never overwrites an earlier run's evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.config import Settings
+
+CODE_FILES = ("validate.py", "dq_data.py", "dq_gx.py")
+CONTAINERS = Path(__file__).resolve().parents[1] / "containers"
+PROCESSING = "/opt/ml/processing"
+MAX_NAME = 63
+
+
+def job_name(dataset: str, partition: str, *, run_key: str, try_number: int = 1) -> str:
+    """``dq-<dataset>-<yyyymmdd>-<hash of run_key>-t<try>``, at most 63 characters.
+
+    ``run_key`` (dag_id/run_id/task_id) makes names unique across DAGs and runs; the try
+    number keeps a retry from colliding with the job of the failed try.
+    """
+    digest = hashlib.sha1(run_key.encode()).hexdigest()[:8]
+    day = partition[:10].replace("-", "")
+    tail = f"-{day}-{digest}-t{try_number}"
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", dataset).strip("-") or "data"
+    return f"dq-{slug[: MAX_NAME - 3 - len(tail)]}{tail}".replace("--", "-")
+
+
+def run_uri(settings: Settings, dataset: str, partition: str, name: str) -> str:
+    return settings.s3_uri(settings.quality_prefix, "runs", dataset, f"dt={partition[:10]}", name)
+
+
+def history_prefix(settings: Settings) -> str:
+    return f"{settings.quality_prefix.strip('/')}/history"
+
+
+def build_request(
+    *,
+    name: str,
+    settings: Settings,
+    input_uri: str,
+    run: str,
+    tags: dict[str, str] | None = None,
+    max_runtime_seconds: int = 3600,
+    volume_gb: int = 30,
+    instance_type: str | None = None,
+) -> dict[str, Any]:
+    """CreateProcessingJob for validate.py over ``input_uri`` (an S3 prefix)."""
+    run = run.rstrip("/")
+    request: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "RoleArn": settings.role_arn,
+        "AppSpecification": {
+            "ImageUri": settings.quality_image,
+            "ContainerEntrypoint": ["python3", f"{PROCESSING}/input/code/validate.py"],
+            "ContainerArguments": [
+                "--data-dir",
+                f"{PROCESSING}/input/data",
+                "--config-dir",
+                f"{PROCESSING}/input/config",
+                "--output-dir",
+                f"{PROCESSING}/output",
+                "--gx-requirement",
+                settings.quality_gx_requirement,
+            ],
+        },
+        "ProcessingInputs": [
+            _input("data", input_uri, f"{PROCESSING}/input/data"),
+            _input("code", f"{run}/code/", f"{PROCESSING}/input/code"),
+            _input("config", f"{run}/config/", f"{PROCESSING}/input/config"),
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "result",
+                    "S3Output": {
+                        "S3Uri": f"{run}/output",
+                        "LocalPath": f"{PROCESSING}/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": instance_type or settings.processing_instance_type,
+                "VolumeSizeInGB": volume_gb,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        # no usage statistics from inside jobs, no progress bars in their logs
+        "Environment": {"GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"},
+    }
+    if settings.kms_key_id:
+        request["ProcessingOutputConfig"]["KmsKeyId"] = settings.kms_key_id
+        request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] = settings.kms_key_id
+    network: dict[str, Any] = {}
+    if settings.network_isolation:
+        network["EnableNetworkIsolation"] = True
+    if settings.vpc_config:
+        network["VpcConfig"] = settings.vpc_config
+    if network:
+        request["NetworkConfig"] = network
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": str(v)[:256]} for k, v in sorted(tags.items())]
+    return request
+
+
+def _input(name: str, uri: str, local: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
+
+
+def upload_job_files(s3: Any, run: str, *, suite: dict[str, Any], params: dict[str, Any]) -> None:
+    """Put the job's code (from containers/) and its config under ``run``."""
+    bucket, prefix = split_s3_uri(run.rstrip("/") + "/")
+    for file in CODE_FILES:
+        s3.put_object(
+            Bucket=bucket, Key=f"{prefix}code/{file}", Body=(CONTAINERS / file).read_bytes()
+        )
+    for file, content in (("suite.json", suite), ("params.json", params)):
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"{prefix}config/{file}",
+            Body=json.dumps(content, indent=1).encode(),
+            ContentType="application/json",
+        )
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
