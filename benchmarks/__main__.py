@@ -6,12 +6,14 @@ import argparse
 import sys
 import tempfile
 
-from benchmarks import bench_endpoints, bench_jobs
+from benchmarks import bench_endpoints, bench_jobs, bench_quality, bench_transform
 from benchmarks.harness import Row, render
 
 SUITES = {
     "jobs": bench_jobs.run,
     "endpoints": bench_endpoints.run,
+    "transform": bench_transform.run,
+    "quality": bench_quality.run,
 }
 
 
