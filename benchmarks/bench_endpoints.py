@@ -3,12 +3,11 @@ throughput over two weighted variants."""
 
 from __future__ import annotations
 
-import io
 import statistics
-import tarfile
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from benchmarks.harness import Row
@@ -25,8 +24,6 @@ def predict_fn(data, model):
     return model.predict(np.atleast_2d(data))
 """
 ROW = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 
 
 def _model() -> Any:
@@ -38,69 +35,62 @@ def _model() -> Any:
     return LogisticRegression().fit(x, (x.sum(axis=1) > 5).astype(int))
 
 
-def _tarball(model: Any) -> bytes:
-    import joblib
-
-    raw = io.BytesIO()
-    joblib.dump(model, raw)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(raw.getvalue())
-        tar.addfile(info, io.BytesIO(raw.getvalue()))
-    return buffer.getvalue()
-
-
 def _deploy(aws: Any, bucket: str, variants: dict[str, float]) -> str:
-    from tests.jobkit import upload_source
+    from tests.conftest import wait_for
+    from tests.jobkit import endpoint_config_request, model_request, upload_source
 
     s3, sm = aws.client("s3"), aws.client("sagemaker")
     code = upload_source(s3, bucket, "code/inference.tar.gz", {"inference.py": INFERENCE})
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    config_variants = []
-    for variant, weight in variants.items():
-        model = f"{name}-{variant}"
-        sm.create_model(
-            ModelName=model,
-            ExecutionRoleArn=ROLE,
-            PrimaryContainer={
-                "Image": IMAGE,
-                "ModelDataUrl": f"s3://{bucket}/model.tar.gz",
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": code,
-                },
-            },
-        )
-        config_variants.append(
-            {
-                "VariantName": variant,
-                "ModelName": model,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": weight,
-            }
-        )
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=config_variants)
+    for variant in variants:
+        sm.create_model(**model_request(f"{name}-{variant}", f"s3://{bucket}/model.tar.gz", code))
+    config = {variant: (f"{name}-{variant}", weight) for variant, weight in variants.items()}
+    sm.create_endpoint_config(**endpoint_config_request(name, config))
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    deadline = time.monotonic() + 180
-    while (status := sm.describe_endpoint(EndpointName=name)["EndpointStatus"]) == "Creating":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"endpoint {name} still Creating")
-        time.sleep(0.2)
+    status = wait_for(
+        lambda: sm.describe_endpoint(EndpointName=name), "EndpointStatus", timeout=180, interval=0.2
+    )["EndpointStatus"]
     if status != "InService":
         raise RuntimeError(f"endpoint {name} is {status}")
     return name
 
 
+def _hammer(
+    aws: Any, endpoint: str, seconds: float, clients: int = 4
+) -> tuple[Counter[str], float]:
+    """``clients`` threads invoke ``endpoint`` for ``seconds``: calls per variant, and wall time."""
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def hammer() -> None:
+        client = aws.client("sagemaker-runtime")
+        while time.monotonic() < stop_at:
+            variant = client.invoke_endpoint(
+                EndpointName=endpoint, ContentType="text/csv", Body=ROW
+            )["InvokedProductionVariant"]
+            with lock:
+                counts[variant] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts, time.perf_counter() - started
+
+
 def run(aws: Any, calls: int = 2000, seconds: float = 10.0) -> list[Row]:
     import numpy as np
+
+    from tests.jobkit import upload_model
 
     s3, runtime = aws.client("s3"), aws.client("sagemaker-runtime")
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     model = _model()
-    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=_tarball(model))
+    upload_model(s3, bucket, "model.tar.gz", model)
     single = _deploy(aws, bucket, {"AllTraffic": 1.0})
 
     row = np.array([[float(v) for v in ROW.split(",")]])
@@ -122,47 +112,11 @@ def run(aws: Any, calls: int = 2000, seconds: float = 10.0) -> list[Row]:
     added = remote_ms - local_ms
 
     two = _deploy(aws, bucket, {"blue": 3.0, "green": 1.0})
-    counts: dict[str, int] = {}
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
-
-    def hammer() -> None:
-        client = aws.client("sagemaker-runtime")
-        while time.monotonic() < stop_at:
-            variant = client.invoke_endpoint(EndpointName=two, ContentType="text/csv", Body=ROW)[
-                "InvokedProductionVariant"
-            ]
-            with lock:
-                counts[variant] = counts.get(variant, 0) + 1
-
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    counts, elapsed = _hammer(aws, two, seconds)
     total = sum(counts.values())
     # Baseline for throughput: the same 4 clients calling one variant's model server
     # alone cannot be reached through boto3 here, so compare with one variant's endpoint.
-    counts_single = 0
-    stop_at = time.monotonic() + seconds
-
-    def hammer_single() -> None:
-        nonlocal counts_single
-        client = aws.client("sagemaker-runtime")
-        while time.monotonic() < stop_at:
-            client.invoke_endpoint(EndpointName=single, ContentType="text/csv", Body=ROW)
-            with lock:
-                counts_single += 1
-
-    threads = [threading.Thread(target=hammer_single) for _ in range(4)]
-    started_single = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed_single = time.perf_counter() - started_single
+    counts_single, elapsed_single = _hammer(aws, single, seconds)
     blue_share = counts.get("blue", 0) / max(total, 1)
     return [
         Row(
@@ -178,7 +132,7 @@ def run(aws: Any, calls: int = 2000, seconds: float = 10.0) -> list[Row]:
             f"router throughput, 2 variants 3:1 (blue got {blue_share:.0%})",
             total / elapsed,
             "req/s",
-            baseline=counts_single / elapsed_single,
+            baseline=sum(counts_single.values()) / elapsed_single,
             baseline_name="1 variant",
             target="reported",
         ),

@@ -3,9 +3,7 @@ peak memory of the transform's processes as the input grows tenfold."""
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
 import tempfile
 import threading
 import time
@@ -119,14 +117,11 @@ class PeakRSS:
 
 
 def _model_tarball(booster: Any, tmp: Path) -> bytes:
+    from tests.jobkit import tar_gz
+
     booster.save_model(str(tmp / "xgboost-model.json"))
-    data = (tmp / "xgboost-model.json").read_bytes()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")  # what the XGBoost algorithm container loads
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    # "xgboost-model": what the XGBoost algorithm container loads
+    return tar_gz({"xgboost-model": (tmp / "xgboost-model.json").read_bytes()})
 
 
 def _transform(

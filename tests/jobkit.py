@@ -1,28 +1,54 @@
-"""Small builders for job requests in tests: code tarballs and request dicts."""
+"""Small builders for job requests in tests: code and model tarballs, request dicts, waits."""
 
 from __future__ import annotations
 
 import io
 import tarfile
 import textwrap
+import time
 from typing import Any
 
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE
 
+PROCESSING_CODE_DIR = "/opt/ml/processing/input/code"
 
-def upload_source(s3: Any, bucket: str, key: str, files: dict[str, str]) -> str:
-    """Pack ``files`` (name → source text) into a sourcedir.tar.gz in S3; return its URI."""
+
+# -- artifacts in S3 -------------------------------------------------------------------------
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A .tar.gz archive of ``files`` (member name → content)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = textwrap.dedent(text).encode()
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return buffer.getvalue()
+
+
+def upload_source(s3: Any, bucket: str, key: str, files: dict[str, str]) -> str:
+    """Pack ``files`` (name → source text) into a sourcedir.tar.gz in S3; return its URI."""
+    archive = tar_gz({name: textwrap.dedent(text).encode() for name, text in files.items()})
+    s3.put_object(Bucket=bucket, Key=key, Body=archive)
     return f"s3://{bucket}/{key}"
 
 
+def model_tarball(model: Any) -> bytes:
+    """A model.tar.gz holding ``model`` as model.joblib, where the inference scripts'
+    model_fn loads it from."""
+    import joblib
+
+    raw = io.BytesIO()
+    joblib.dump(model, raw)
+    return tar_gz({"model.joblib": raw.getvalue()})
+
+
+def upload_model(s3: Any, bucket: str, key: str, model: Any) -> str:
+    """Put ``model_tarball(model)`` at ``key``; return its URI (a ModelDataUrl)."""
+    s3.put_object(Bucket=bucket, Key=key, Body=model_tarball(model))
+    return f"s3://{bucket}/{key}"
+
+
+# -- requests --------------------------------------------------------------------------------
 def training_request(
     name: str,
     bucket: str,
@@ -65,3 +91,121 @@ def training_request(
         ]
     request.update(extra)
     return request
+
+
+def s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
+    """A ProcessingInputs item: ``uri`` downloaded to ``local`` before the job starts."""
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local,
+            "S3DataType": data_type,
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
+
+
+def s3_output(name: str, local: str, uri: str, mode: str = "EndOfJob") -> dict[str, Any]:
+    """A ProcessingOutputConfig.Outputs item: ``local`` uploaded to ``uri``."""
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": mode},
+    }
+
+
+def processing_request(
+    name: str,
+    *,
+    code_uri: str | None = None,
+    script: str = "prep.py",
+    arguments: list[str] | None = None,
+    inputs: list[dict[str, Any]] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    image: str = SKLEARN_IMAGE,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A CreateProcessingJob request as the SDK's ScriptProcessor.run(code=...) builds it:
+    the code is one more input, under /opt/ml/processing/input/code."""
+    all_inputs = list(inputs or [])
+    if code_uri:
+        all_inputs.append(s3_input("code", code_uri, PROCESSING_CODE_DIR))
+    request: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "VolumeSizeInGB": 5,
+            }
+        },
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", f"{PROCESSING_CODE_DIR}/{script}"],
+        },
+        "RoleArn": ROLE_ARN,
+        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+    }
+    if arguments:
+        request["AppSpecification"]["ContainerArguments"] = arguments
+    if all_inputs:
+        request["ProcessingInputs"] = all_inputs
+    if outputs:
+        request["ProcessingOutputConfig"] = {"Outputs": outputs}
+    request.update(extra)
+    return request
+
+
+def model_request(
+    name: str,
+    model_data: str,
+    source_uri: str,
+    *,
+    image: str = SKLEARN_IMAGE,
+    program: str = "inference.py",
+    **container: Any,
+) -> dict[str, Any]:
+    """A CreateModel request as the SDK's framework models (SKLearnModel, XGBoostModel with
+    an entry_point) build it; ``container`` overrides PrimaryContainer members."""
+    return {
+        "ModelName": name,
+        "PrimaryContainer": {
+            "Image": image,
+            "ModelDataUrl": model_data,
+            "Environment": {
+                "SAGEMAKER_PROGRAM": program,
+                "SAGEMAKER_SUBMIT_DIRECTORY": source_uri,
+            },
+            **container,
+        },
+        "ExecutionRoleArn": ROLE_ARN,
+    }
+
+
+def endpoint_config_request(name: str, variants: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    """A CreateEndpointConfig request; variants: variant name -> (model name, initial weight),
+    each on one ml.m5.large instance."""
+    return {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": variant,
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": weight,
+            }
+            for variant, (model, weight) in variants.items()
+        ],
+    }
+
+
+# -- waits -----------------------------------------------------------------------------------
+def wait_until_training(sm: Any, name: str, timeout: float = 60) -> None:
+    """Return once the training job's script runs (SecondaryStatus Training); bounded."""
+    deadline = time.monotonic() + timeout
+    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline, f"training job {name} never reached Training"
+        time.sleep(0.1)

@@ -3,20 +3,17 @@ endpoint sensor against local_aws: real model servers behind the endpoints they 
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
+from tests.conftest import unique
 from tests.integration.provider_kit import run_dag, states, xcom
-from tests.jobkit import upload_source
+from tests.jobkit import endpoint_config_request, model_request, upload_model, upload_source
 
 INFERENCE = """
 import os
@@ -46,26 +43,15 @@ def fit(coef: list[float], intercept: float) -> LinearRegression:
     return LinearRegression().fit(x, x @ np.array(coef) + intercept)
 
 
-def model_tarball(model: LinearRegression) -> bytes:
-    raw = io.BytesIO()
-    joblib.dump(model, raw)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(raw.getvalue())
-        tar.addfile(info, io.BytesIO(raw.getvalue()))
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def artifacts(s3) -> Artifacts:
     bucket = unique("provider-hosting")
     s3.create_bucket(Bucket=bucket)
     models = {"a": fit([1, 2, 3], 0.5), "b": fit([-1, 0, 1], 10.0)}
-    data = {}
-    for name, model in models.items():
-        s3.put_object(Bucket=bucket, Key=f"models/{name}/model.tar.gz", Body=model_tarball(model))
-        data[name] = f"s3://{bucket}/models/{name}/model.tar.gz"
+    data = {
+        name: upload_model(s3, bucket, f"models/{name}/model.tar.gz", model)
+        for name, model in models.items()
+    }
     code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
     broken = upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN})
     return Artifacts(models, data, code, broken)
@@ -85,33 +71,11 @@ def endpoints(sm) -> Iterator[list[str]]:
 
 def model_config(art: Artifacts, which: str, *, code: str | None = None) -> dict[str, Any]:
     """A CreateModel request as the SageMaker SDK's SKLearnModel builds it."""
-    return {
-        "ModelName": unique(f"op-model-{which}"),
-        "PrimaryContainer": {
-            "Image": SKLEARN_IMAGE,
-            "ModelDataUrl": art.data[which],
-            "Environment": {
-                "SAGEMAKER_PROGRAM": "inference.py",
-                "SAGEMAKER_SUBMIT_DIRECTORY": code or art.code,
-            },
-        },
-        "ExecutionRoleArn": ROLE_ARN,
-    }
+    return model_request(unique(f"op-model-{which}"), art.data[which], code or art.code)
 
 
 def endpoint_config_config(model_name: str) -> dict[str, Any]:
-    return {
-        "EndpointConfigName": unique("op-config"),
-        "ProductionVariants": [
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model_name,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    }
+    return endpoint_config_request(unique("op-config"), {"AllTraffic": (model_name, 1.0)})
 
 
 def predict(runtime: Any, endpoint: str) -> list[float]:

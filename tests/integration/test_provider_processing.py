@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique, wait_for
+from tests.conftest import unique, wait_for
 from tests.integration.provider_kit import run_dag, states, xcom
-
-CODE_DIR = "/opt/ml/processing/input/code"
+from tests.jobkit import processing_request, s3_input, s3_output
 
 # A cleaning step of the kind model_build runs: drop bad rows, write features and a report.
 PREP = """
@@ -67,58 +66,24 @@ def inputs(s3) -> Inputs:
 
 def processing_config(name: str, inp: Inputs, *, code: str | None = None) -> dict[str, Any]:
     """A CreateProcessingJob request as SKLearnProcessor.run(code=...) builds it."""
-
-    def s3_input(input_name: str, uri: str, local: str) -> dict[str, Any]:
-        return {
-            "InputName": input_name,
-            "S3Input": {
-                "S3Uri": uri,
-                "LocalPath": local,
-                "S3DataType": "S3Prefix",
-                "S3InputMode": "File",
-                "S3DataDistributionType": "FullyReplicated",
-                "S3CompressionType": "None",
-            },
-        }
-
-    def s3_output(output_name: str, local: str) -> dict[str, Any]:
-        uri = f"s3://{inp.bucket}/jobs/{name}/{output_name}"
-        return {
-            "OutputName": output_name,
-            "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
-        }
-
-    return {
-        "ProcessingJobName": name,
-        "ProcessingInputs": [
-            s3_input("raw", inp.raw, "/opt/ml/processing/input/raw"),
-            s3_input("code", code or inp.code, CODE_DIR),
+    code = code or inp.code
+    out = f"s3://{inp.bucket}/jobs/{name}"
+    return processing_request(
+        name,
+        code_uri=code,
+        script=code.split("/")[-1],
+        arguments=[
+            "/opt/ml/processing/input/raw",
+            "/opt/ml/processing/features",
+            "/opt/ml/processing/report",
         ],
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                s3_output("features", "/opt/ml/processing/features"),
-                s3_output("report", "/opt/ml/processing/report"),
-            ]
-        },
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
-        "AppSpecification": {
-            "ImageUri": SKLEARN_IMAGE,
-            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{(code or inp.code).split('/')[-1]}"],
-            "ContainerArguments": [
-                "/opt/ml/processing/input/raw",
-                "/opt/ml/processing/features",
-                "/opt/ml/processing/report",
-            ],
-        },
-        "RoleArn": ROLE_ARN,
-        "StoppingCondition": {"MaxRuntimeInSeconds": 120},
-    }
+        inputs=[s3_input("raw", inp.raw, "/opt/ml/processing/input/raw")],
+        outputs=[
+            s3_output("features", "/opt/ml/processing/features", f"{out}/features"),
+            s3_output("report", "/opt/ml/processing/report", f"{out}/report"),
+        ],
+        StoppingCondition={"MaxRuntimeInSeconds": 120},
+    )
 
 
 def processing_task(task_id: str, config: dict[str, Any], **kwargs: Any) -> Any:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from tests.conftest import unique
+from tests.integration.provider_kit import run_dag
 from tests.jobkit import training_request, upload_source
 
 TRAIN = """
@@ -15,18 +14,6 @@ print("provider-visible line from the training script", flush=True)
 open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write("m")
 print("validation:auc=0.91", flush=True)
 """
-
-
-def run_dag(dag_id: str, *tasks_factory):
-    from airflow.sdk import DAG
-
-    from tests.conftest import serialize_dag
-
-    with DAG(dag_id, schedule=None, start_date=dt.datetime(2026, 1, 1)) as dag:
-        for factory in tasks_factory:
-            factory()
-    serialize_dag(dag)
-    return dag.test()
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])

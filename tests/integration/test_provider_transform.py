@@ -4,20 +4,17 @@ model server scores the input, and the .out objects land in S3."""
 from __future__ import annotations
 
 import copy
-import io
 import re
-import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
+from tests.conftest import unique
 from tests.integration.provider_kit import run_dag, states, xcom
-from tests.jobkit import upload_source
+from tests.jobkit import model_request, upload_model, upload_source
 
 # model_fn only: the container's default input_fn/predict_fn/output_fn do the rest.
 INFERENCE = """
@@ -49,20 +46,13 @@ def setup(s3) -> Setup:
     s3.create_bucket(Bucket=bucket)
     x = np.random.RandomState(0).rand(20, 3)
     model = LinearRegression().fit(x, x @ np.array([1.0, -2.0, 3.0]) + 0.5)
-    raw = io.BytesIO()
-    joblib.dump(model, raw)
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(raw.getvalue())
-        tar.addfile(info, io.BytesIO(raw.getvalue()))
-    s3.put_object(Bucket=bucket, Key="model/model.tar.gz", Body=archive.getvalue())
+    model_data = upload_model(s3, bucket, "model/model.tar.gz", model)
     csv = "".join(",".join(map(str, row)) + "\n" for row in ROWS)
     s3.put_object(Bucket=bucket, Key="input/2026-01-01/transactions.csv", Body=csv.encode())
     return Setup(
         bucket,
         model,
-        f"s3://{bucket}/model/model.tar.gz",
+        model_data,
         upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE}),
         upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN}),
     )
@@ -72,18 +62,7 @@ def transform_config(setup: Setup, job: str, model: str, *, code: str | None = N
     """{"Model": CreateModel request, "Transform": CreateTransformJob request}, as
     batch_inference passes them to the operator."""
     return {
-        "Model": {
-            "ModelName": model,
-            "PrimaryContainer": {
-                "Image": SKLEARN_IMAGE,
-                "ModelDataUrl": setup.model_data,
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": code or setup.code,
-                },
-            },
-            "ExecutionRoleArn": ROLE_ARN,
-        },
+        "Model": model_request(model, setup.model_data, code or setup.code),
         "Transform": {
             "TransformJobName": job,
             "ModelName": model,

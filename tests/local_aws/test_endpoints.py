@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
-import tarfile
 import time
 import urllib.request
 from collections import Counter
@@ -14,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 from sklearn.linear_model import LinearRegression
 
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, ServerProcess, unique, wait_for
-from tests.jobkit import upload_source
+from tests.jobkit import endpoint_config_request, model_request, upload_model, upload_source
 
 # The SageMaker scikit-learn container squeezes a one-row CSV to 1-D; real inference scripts
 # reshape in predict_fn, and so does this one.
@@ -57,25 +54,14 @@ def fit(coef: list[float], intercept: float) -> LinearRegression:
     return LinearRegression().fit(x, x @ np.array(coef) + intercept)
 
 
-def model_tarball(model: LinearRegression) -> bytes:
-    raw = io.BytesIO()
-    joblib.dump(model, raw)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(raw.getvalue())
-        tar.addfile(info, io.BytesIO(raw.getvalue()))
-    return buffer.getvalue()
-
-
 def upload_artifacts(s3: Any) -> Artifacts:
     bucket = unique("endpoints")
     s3.create_bucket(Bucket=bucket)
     models = {"a": fit([1, 2, 3], 0.5), "b": fit([-1, 0, 1], 10.0)}
-    data = {}
-    for name, model in models.items():
-        s3.put_object(Bucket=bucket, Key=f"models/{name}/model.tar.gz", Body=model_tarball(model))
-        data[name] = f"s3://{bucket}/models/{name}/model.tar.gz"
+    data = {
+        name: upload_model(s3, bucket, f"models/{name}/model.tar.gz", model)
+        for name, model in models.items()
+    }
     code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
     broken = upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN})
     return Artifacts(bucket, models, data, code, broken)
@@ -90,36 +76,14 @@ def create_model(
     sm: Any, art: Artifacts, which: str = "a", *, code: str | None = None, **container: Any
 ) -> str:
     name = unique(f"model-{which}")
-    primary = {
-        "Image": SKLEARN_IMAGE,
-        "ModelDataUrl": art.data[which],
-        # what the SageMaker SDK's SKLearnModel sets
-        "Environment": {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": code or art.code,
-        },
-        **container,
-    }
-    sm.create_model(ModelName=name, PrimaryContainer=primary, ExecutionRoleArn=ROLE_ARN)
+    sm.create_model(**model_request(name, art.data[which], code or art.code, **container))
     return name
 
 
 def create_config(sm: Any, variants: dict[str, tuple[str, float]]) -> str:
     """variants: variant name -> (model name, initial weight)."""
     name = unique("config")
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": variant,
-                "ModelName": model,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": weight,
-            }
-            for variant, (model, weight) in variants.items()
-        ],
-    )
+    sm.create_endpoint_config(**endpoint_config_request(name, variants))
     return name
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique, wait_for
+from tests.conftest import ROLE_ARN, unique, wait_for
+from tests.jobkit import processing_request, s3_input, s3_output
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-CODE_DIR = "/opt/ml/processing/input/code"
 
 # A preprocessing script of the kind SKLearnProcessor runs: paths come in as arguments.
 PREP = """
@@ -57,73 +57,11 @@ TRANSACTIONS_B = "id,amount,country\n3,500.0,DE\n4,0.5,FR\n"
 COUNTRIES = "code,name\nDE,Germany\nFR,France\n"
 
 
-def s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local,
-            "S3DataType": data_type,
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-            "S3CompressionType": "None",
-        },
-    }
-
-
-def s3_output(name: str, local: str, uri: str, mode: str = "EndOfJob") -> dict[str, Any]:
-    return {
-        "OutputName": name,
-        "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": mode},
-    }
-
-
 def upload_script(s3, bucket: str, job: str, source: str, name: str = "prep.py") -> str:
     """Upload the script where the SDK puts it: s3://bucket/<job>/input/code/<name>."""
     key = f"{job}/input/code/{name}"
     s3.put_object(Bucket=bucket, Key=key, Body=textwrap.dedent(source).encode())
     return f"s3://{bucket}/{key}"
-
-
-def processing_request(
-    name: str,
-    *,
-    code_uri: str | None = None,
-    script: str = "prep.py",
-    arguments: list[str] | None = None,
-    inputs: list[dict[str, Any]] | None = None,
-    outputs: list[dict[str, Any]] | None = None,
-    image: str = SKLEARN_IMAGE,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A CreateProcessingJob request as SKLearnProcessor.run(code=...) builds it."""
-    all_inputs = list(inputs or [])
-    if code_uri:
-        all_inputs.append(s3_input("code", code_uri, CODE_DIR))
-    request: dict[str, Any] = {
-        "ProcessingJobName": name,
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
-        "AppSpecification": {
-            "ImageUri": image,
-            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{script}"],
-        },
-        "RoleArn": ROLE_ARN,
-        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
-    }
-    if arguments:
-        request["AppSpecification"]["ContainerArguments"] = arguments
-    if all_inputs:
-        request["ProcessingInputs"] = all_inputs
-    if outputs:
-        request["ProcessingOutputConfig"] = {"Outputs": outputs}
-    request.update(extra)
-    return request
 
 
 def describe(sm, name: str) -> dict[str, Any]:

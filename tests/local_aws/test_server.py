@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -15,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from local_aws.server import LocalAWS, signing_service
 from tests.conftest import ServerProcess, unique, wait_for
-from tests.jobkit import training_request, upload_source
+from tests.jobkit import training_request, upload_source, wait_until_training
 
 
 def test_one_port_serves_moto_and_sagemaker(local_aws, s3, sm):
@@ -92,10 +91,7 @@ def test_fail_job_fault(local_aws, sm, s3, bucket):
     )
     name = unique("fault-fail")
     sm.create_training_job(**training_request(name, bucket, source))
-    deadline = time.monotonic() + 60
-    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until_training(sm, name)
     post(
         local_aws,
         f"/_local_aws/faults/training-jobs/{name}/fail",
@@ -134,13 +130,7 @@ def test_restart_keeps_everything_and_fails_the_running_job(tmp_path):
             lambda: sm.describe_training_job(TrainingJobName="done-before"), "TrainingJobStatus"
         )
         sm.create_training_job(**training_request("running-at-stop", "restart-bucket", slow))
-        deadline = time.monotonic() + 60
-        while (
-            sm.describe_training_job(TrainingJobName="running-at-stop")["SecondaryStatus"]
-            != "Training"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_training(sm, "running-at-stop")
     finally:
         server.stop(signal.SIGTERM)
 

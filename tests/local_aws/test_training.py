@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import unique, wait_for
-from tests.jobkit import training_request, upload_source
+from tests.jobkit import training_request, upload_source, wait_until_training
 
 TRAIN = """
 import argparse, json, os, sys
@@ -163,13 +163,6 @@ def test_stop_and_max_runtime(sm, s3, bucket):
     assert time.monotonic() - started < 30
     assert job["TrainingJobStatus"] == "Stopped"
     assert job["SecondaryStatus"] == "MaxRuntimeExceeded"
-
-
-def wait_until_training(sm, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
-        assert time.monotonic() < deadline, "job never reached Training"
-        time.sleep(0.1)
 
 
 def test_duplicate_name_and_missing_job(sm, s3, data):

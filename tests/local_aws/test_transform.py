@@ -4,15 +4,12 @@ predictions of the same model."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
@@ -20,8 +17,8 @@ from sklearn.linear_model import LinearRegression
 
 from local_aws.sagemaker.errors import ValidationException
 from local_aws.sagemaker.transform import compile_path, cut_batches, gunzip
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique, wait_for
-from tests.jobkit import upload_source
+from tests.conftest import unique, wait_for
+from tests.jobkit import model_request, upload_model, upload_source
 
 # One script for every test; the job's Environment switches on what a test looks at. CSV is
 # parsed to float64 so that predictions equal in-process ones exactly.
@@ -76,29 +73,10 @@ def setup(s3, sm) -> Setup:
     s3.create_bucket(Bucket=bucket)
     x = np.random.RandomState(0).rand(40, 3)
     model = LinearRegression().fit(x, x @ np.array([1.0, -2.0, 3.0]) + 0.5)
-    raw = io.BytesIO()
-    joblib.dump(model, raw)
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(raw.getvalue())
-        tar.addfile(info, io.BytesIO(raw.getvalue()))
-    s3.put_object(Bucket=bucket, Key="model/model.tar.gz", Body=archive.getvalue())
+    model_data = upload_model(s3, bucket, "model/model.tar.gz", model)
     code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
     name = unique("tx-model")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE_ARN,
-        PrimaryContainer={
-            "Image": SKLEARN_IMAGE,
-            "ModelDataUrl": f"s3://{bucket}/model/model.tar.gz",
-            # what the SageMaker SDK's SKLearnModel sets
-            "Environment": {
-                "SAGEMAKER_PROGRAM": "inference.py",
-                "SAGEMAKER_SUBMIT_DIRECTORY": code,
-            },
-        },
-    )
+    sm.create_model(**model_request(name, model_data, code))
     return Setup(bucket, model, name)
 
 
@@ -435,18 +413,7 @@ def test_model_that_cannot_load_fails_the_job_with_its_error(sm, s3, setup):
         {"inference.py": "def model_fn(model_dir):\n    raise ValueError('weights are corrupt')\n"},
     )
     model = unique("tx-broken")
-    sm.create_model(
-        ModelName=model,
-        ExecutionRoleArn=ROLE_ARN,
-        PrimaryContainer={
-            "Image": SKLEARN_IMAGE,
-            "ModelDataUrl": f"s3://{setup.bucket}/model/model.tar.gz",
-            "Environment": {
-                "SAGEMAKER_PROGRAM": "inference.py",
-                "SAGEMAKER_SUBMIT_DIRECTORY": broken,
-            },
-        },
-    )
+    sm.create_model(**model_request(model, f"s3://{setup.bucket}/model/model.tar.gz", broken))
     name = unique("tx-broken-job")
     s3.put_object(Bucket=setup.bucket, Key=f"{name}/in/x.csv", Body=csv_text(features(3)))
     job = run(sm, request(setup, name, f"{name}/in/", ModelName=model))

@@ -28,8 +28,16 @@ import mlops_pipeline
 from mlops_pipeline import datagen
 from mlops_pipeline.config import SKLEARN_IMAGE, XGBOOST_IMAGE
 from mlops_pipeline.datagen import Corruption
-from tests.conftest import ROLE_ARN, unique, wait_for
-from tests.jobkit import training_request, upload_source
+from tests import jobkit
+from tests.conftest import unique, wait_for
+from tests.jobkit import (
+    endpoint_config_request,
+    model_request,
+    s3_input,
+    s3_output,
+    training_request,
+    upload_source,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,26 +57,6 @@ def script(name: str) -> str:
     return (CONTAINERS / name).read_text()
 
 
-def s3_input(name: str, uri: str, local: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-        },
-    }
-
-
-def s3_output(name: str, local: str, uri: str) -> dict[str, Any]:
-    return {
-        "OutputName": name,
-        "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
-    }
-
-
 def processing_request(
     name: str,
     image: str,
@@ -79,26 +67,16 @@ def processing_request(
     outputs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """A CreateProcessingJob request as the SDK's ScriptProcessor.run(code=...) builds it."""
-    code_dir = f"{PROCESSING}/input/code"
-    return {
-        "ProcessingJobName": name,
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
-        "AppSpecification": {
-            "ImageUri": image,
-            "ContainerEntrypoint": ["python3", f"{code_dir}/{program}"],
-            "ContainerArguments": arguments,
-        },
-        "ProcessingInputs": [*inputs, s3_input("code", code_uri, code_dir)],
-        "ProcessingOutputConfig": {"Outputs": outputs},
-        "RoleArn": ROLE_ARN,
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-    }
+    return jobkit.processing_request(
+        name,
+        code_uri=code_uri,
+        script=program,
+        arguments=arguments,
+        inputs=inputs,
+        outputs=outputs,
+        image=image,
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
 
 
 def upload_script(s3: Any, bucket: str, job: str, program: str) -> str:
@@ -402,31 +380,10 @@ def test_inference_script_serves_the_model_on_an_endpoint(sm, s3, runtime, prepr
     )
     artifacts = trained["ModelArtifacts"]["S3ModelArtifacts"]
     model = unique("fraud-model")
-    sm.create_model(
-        ModelName=model,
-        PrimaryContainer={
-            "Image": XGBOOST_IMAGE,
-            "ModelDataUrl": artifacts,
-            # what the SDK's XGBoostModel(entry_point="inference.py") sets
-            "Environment": {
-                "SAGEMAKER_PROGRAM": "inference.py",
-                "SAGEMAKER_SUBMIT_DIRECTORY": code,
-            },
-        },
-        ExecutionRoleArn=ROLE_ARN,
-    )
+    # what the SDK's XGBoostModel(entry_point="inference.py") sends
+    sm.create_model(**model_request(model, artifacts, code, image=XGBOOST_IMAGE))
     config = unique("fraud-config")
-    sm.create_endpoint_config(
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-            }
-        ],
-    )
+    sm.create_endpoint_config(**endpoint_config_request(config, {"AllTraffic": (model, 1.0)}))
     endpoint = unique("fraud-endpoint")
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     try:

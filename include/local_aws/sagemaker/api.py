@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from local_aws.sagemaker.errors import ValidationException
+from local_aws.sagemaker.errors import AWSError, ValidationException
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
@@ -33,6 +33,24 @@ def shape_response(operation_name: str, record: dict[str, Any]) -> dict[str, Any
 
     members = output_members(operation_name)
     return {k: v for k, v in record.items() if k in members and v is not None}
+
+
+def create_record(
+    backend: Backend, kind: str, key: str, record: dict[str, Any], *, arn: str, exists: AWSError
+) -> None:
+    """Store a new resource's record, its ``Tags`` under ``arn`` in the tag store; a key
+    already taken raises ``exists`` (SageMaker's wording differs per resource, and clients
+    match on it)."""
+    with backend.store.lock:  # check-then-create as one step
+        if backend.store.exists(kind, key):
+            raise exists
+        backend.store.create(kind, key, {k: v for k, v in record.items() if k != "Tags"})
+    backend.tags.add(arn, record.get("Tags", []))
+
+
+def pick(record: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The record's members among ``keys`` that have a value (e.g. a List* call's summary)."""
+    return {k: record[k] for k in keys if record.get(k) is not None}
 
 
 def list_page(

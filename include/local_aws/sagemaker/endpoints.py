@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_aws.sagemaker import api, models
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import list_page, now, operation, pick, shape_response
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.errors import AWSError, ValidationException
 from local_aws.sagemaker.jobs import FAILURE_REASON_MAX
@@ -195,7 +195,7 @@ def list_endpoints(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         p,
         name_key="EndpointName",
         status_key="EndpointStatus",
-        summary=lambda r: {k: r[k] for k in keys},
+        summary=lambda r: pick(r, keys),
         result_key="Endpoints",
     )
 

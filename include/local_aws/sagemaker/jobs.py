@@ -154,11 +154,7 @@ class Job(threading.Thread):
         with self._proc_lock:
             proc = self._proc
         if proc is not None and proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
+            stop_group(proc, timeout=5)
 
     # -- the user's process -------------------------------------------------------------------
     def log_stream(self, stream: str) -> LogStream:
@@ -184,18 +180,7 @@ class Job(threading.Thread):
         if cmd is None:
             proc = WarmProcess(env, cwd)
         else:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
-                bufsize=1,
-                start_new_session=True,  # its own process group: a stop kills the whole tree
-            )
+            proc = spawn(cmd, cwd=cwd, env=env)
         with self._proc_lock:
             self._proc = proc
         if self._end_request is not None or self._spot_interrupt.is_set():
@@ -233,20 +218,55 @@ class Job(threading.Thread):
 
     def job_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of user code: the machine's basics plus AWS pointed at local_aws."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
-        }
-        env.update(self.backend.aws_env())
-        env["PYTHONUNBUFFERED"] = "1"
-        # The job runs on this interpreter, like a framework image's python3.
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        env.update(extra or {})
-        return env
+        return {**base_env(self.backend), **(extra or {})}
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def request_stop(backend: Backend, job: type[Job], name: str) -> None:
+    """Stop*: an InProgress job turns Stopping and its thread ends it Stopped; a job that has
+    ended already keeps its status."""
+    with backend.store.lock:
+        # check-then-set under the lock, so a job finishing meanwhile keeps its own status
+        record = backend.store.get(job.kind, name)
+        if record is None or record[job.status_field] != "InProgress":
+            return
+        backend.store.update(
+            job.kind, name, {job.status_field: "Stopping", "LastModifiedTime": now()}
+        )
+    backend.end_job(job.kind, name, "Stopped", None)
+
+
+def base_env(backend: Backend) -> dict[str, str]:
+    """The machine's basics plus AWS pointed at local_aws, as a framework container sees it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
+    }
+    env.update(backend.aws_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    # User code runs on this interpreter, like a framework image's python3.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+# -- processes of user code (jobs and model servers) -----------------------------------------
+def spawn(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``cmd`` with its output as text lines on ``stdout`` (stderr merged)."""
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,  # its own process group: a stop kills the whole tree
+    )
+
+
+def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
@@ -255,6 +275,15 @@ def _signal_group(pid: int, sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def stop_group(proc: subprocess.Popen[str] | WarmProcess, *, timeout: float) -> None:
+    """SIGTERM the process's group; SIGKILL it if it has not exited within ``timeout``."""
+    signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(proc.pid, signal.SIGKILL)
 
 
 def failure_reason(prefix: str, code: int, tail: list[str], failure_file: Path | None) -> str:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from local_aws.sagemaker import images, s3io
 from local_aws.sagemaker.cloudwatch import LogStream
+from local_aws.sagemaker.jobs import base_env, spawn, stop_group
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
@@ -62,20 +61,7 @@ def instance_id() -> str:
     return "i-" + secrets.token_hex(9)[:17]
 
 
-def base_env(backend: Backend) -> dict[str, str]:
-    """The machine's basics plus AWS pointed at local_aws, as a framework container sees it."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
-    }
-    env.update(backend.aws_env())
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
-
-
-class _Pool:
+class ConnectionPool:
     """Keep-alive HTTP/1.1 connections to one server, reused across threads."""
 
     def __init__(self, host: str, port: int):
@@ -149,7 +135,7 @@ class ModelServer:
         self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
-        self._pool: _Pool | None = None
+        self._pool: ConnectionPool | None = None
         self._logs: LogStream | None = None
         self._tail: deque[str] = deque(maxlen=40)
         self._ready = threading.Event()
@@ -239,18 +225,7 @@ class ModelServer:
         with self._lock:
             if self._stopping:  # stopped while it downloaded: start nothing that would leak
                 raise ModelServerError("The model server was stopped before it started")
-            self._proc = subprocess.Popen(
-                cmd,
-                cwd=self.workdir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
-                bufsize=1,
-                start_new_session=True,  # its own process group: stop() kills the whole tree
-            )
+            self._proc = spawn(cmd, cwd=self.workdir, env=env)
         threading.Thread(
             target=self._pump, name=f"model-server:{self.log_stream}", daemon=True
         ).start()
@@ -270,7 +245,7 @@ class ModelServer:
                 f"The model server exited with code {code} before it was ready", list(self._tail)
             )
         host, port = self.url.removeprefix("http://").rsplit(":", 1)
-        self._pool = _Pool(host, int(port))
+        self._pool = ConnectionPool(host, int(port))
         while not self.ping(timeout=max(0.1, deadline - time.monotonic())):
             if time.monotonic() > deadline or self._exited.is_set():
                 raise ModelServerError(
@@ -341,17 +316,8 @@ class ModelServer:
             self._stopping = True
             proc = self._proc
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=timeout)
+            stop_group(proc, timeout=timeout)
+            proc.wait(timeout=timeout)  # at once, unless it took a SIGKILL
         if self._pool is not None:
             self._pool.close()
         if proc is not None:

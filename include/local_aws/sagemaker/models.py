@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import create_record, list_page, now, operation, pick, shape_response
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.errors import ValidationException
 
@@ -37,12 +37,8 @@ def create_model(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
             "sagemaker.image_uris.retrieve('sklearn', region, version))"
         )
     record = dict(p, ModelArn=arn, CreationTime=now())
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(MODELS, name):
-            raise ValidationException(f'Cannot create already existing model "{arn}".')
-        backend.store.create(MODELS, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    taken = ValidationException(f'Cannot create already existing model "{arn}".')
+    create_record(backend, MODELS, name, record, arn=arn, exists=taken)
     return {"ModelArn": arn}
 
 
@@ -69,7 +65,7 @@ def list_models(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         backend.store.values(MODELS),
         p,
         name_key="ModelName",
-        summary=lambda r: {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")},
+        summary=lambda r: pick(r, ("ModelName", "ModelArn", "CreationTime")),
         result_key="Models",
     )
 
@@ -116,14 +112,8 @@ def create_endpoint_config(backend: Backend, p: dict[str, Any]) -> dict[str, Any
         CreationTime=now(),
         ProductionVariants=[{"InitialVariantWeight": 1.0, **v} for v in variants],
     )
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(CONFIGS, name):
-            raise ValidationException(
-                f'Cannot create already existing endpoint configuration "{arn}".'
-            )
-        backend.store.create(CONFIGS, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    taken = ValidationException(f'Cannot create already existing endpoint configuration "{arn}".')
+    create_record(backend, CONFIGS, name, record, arn=arn, exists=taken)
     return {"EndpointConfigArn": arn}
 
 
@@ -148,9 +138,7 @@ def list_endpoint_configs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]
         backend.store.values(CONFIGS),
         p,
         name_key="EndpointConfigName",
-        summary=lambda r: {
-            k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
-        },
+        summary=lambda r: pick(r, ("EndpointConfigName", "EndpointConfigArn", "CreationTime")),
         result_key="EndpointConfigs",
     )
 

@@ -21,11 +21,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from local_aws.sagemaker import images, s3io
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import (
+    create_record,
+    list_page,
+    now,
+    operation,
+    pick,
+    shape_response,
+)
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.errors import ResourceInUse, ValidationException
-from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded
+from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded, request_stop
 
 KIND = "processing-jobs"
 HOST = "algo-1"
@@ -55,16 +62,12 @@ def create_processing_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]
         CreationTime=stamp,
         LastModifiedTime=stamp,
     )
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(KIND, name):
-            # SageMaker's wording for every job kind's duplicate name
-            raise ResourceInUse(
-                "Job name must be unique within an AWS account and region, and a job with "
-                f"this name already exists ({arn})"
-            )
-        backend.store.create(KIND, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    # SageMaker's wording for every job kind's duplicate name
+    taken = ResourceInUse(
+        "Job name must be unique within an AWS account and region, and a job with "
+        f"this name already exists ({arn})"
+    )
+    create_record(backend, KIND, name, record, arn=arn, exists=taken)
     backend.start_job(ProcessingJob(backend, name))
     return {"ProcessingJobArn": arn}
 
@@ -182,6 +185,18 @@ def _get(backend: Backend, name: str) -> dict[str, Any]:
     return record
 
 
+SUMMARY_KEYS = (
+    "ProcessingJobName",
+    "ProcessingJobArn",
+    "CreationTime",
+    "ProcessingEndTime",
+    "LastModifiedTime",
+    "ProcessingJobStatus",
+    "FailureReason",
+    "ExitMessage",
+)
+
+
 @operation("ListProcessingJobs")
 def list_processing_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
     return list_page(
@@ -189,36 +204,15 @@ def list_processing_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         p,
         name_key="ProcessingJobName",
         status_key="ProcessingJobStatus",
-        summary=processing_job_summary,
+        summary=lambda r: pick(r, SUMMARY_KEYS),
         result_key="ProcessingJobSummaries",
     )
 
 
-def processing_job_summary(r: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "ProcessingJobName",
-        "ProcessingJobArn",
-        "CreationTime",
-        "ProcessingEndTime",
-        "LastModifiedTime",
-        "ProcessingJobStatus",
-        "FailureReason",
-        "ExitMessage",
-    )
-    return {k: r[k] for k in keys if r.get(k) is not None}
-
-
 @operation("StopProcessingJob")
 def stop_processing_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    name = p["ProcessingJobName"]
-    with backend.store.lock:
-        # check-then-set under the lock, so a job finishing meanwhile keeps its own status
-        if _get(backend, name)["ProcessingJobStatus"] != "InProgress":
-            return {}
-        backend.store.update(
-            KIND, name, {"ProcessingJobStatus": "Stopping", "LastModifiedTime": now()}
-        )
-    backend.end_job(KIND, name, "Stopped", None)
+    _get(backend, p["ProcessingJobName"])
+    request_stop(backend, ProcessingJob, p["ProcessingJobName"])
     return {}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import list_page, now, operation, pick, shape_response
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.errors import ConflictException, ValidationException
 
@@ -139,7 +139,7 @@ def _group_summary(r: dict[str, Any]) -> dict[str, Any]:
         "ModelPackageGroupStatus",
         "ManagedConfiguration",
     )
-    return {k: r[k] for k in keys if r.get(k) is not None}
+    return pick(r, keys)
 
 
 @operation("DeleteModelPackageGroup")
@@ -305,7 +305,7 @@ def _package_summary(r: dict[str, Any]) -> dict[str, Any]:
         "ModelLifeCycle",
         "ModelPackageRegistrationType",
     )
-    summary = {k: r[k] for k in keys if r.get(k) is not None}
+    summary = pick(r, keys)
     if r.get("_Type") == "Versioned":
         # SageMaker's summaries of versions carry the group and version, not a name.
         summary.pop("ModelPackageName", None)

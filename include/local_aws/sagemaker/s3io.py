@@ -41,13 +41,14 @@ def download(s3: Any, uri: str, dest: Path, *, data_type: str = "S3Prefix") -> i
     if not keys:
         raise FileNotFoundError(f"No S3 objects found under URI {uri}")
     for key in keys:
-        target = dest / _relative_key(key, prefix)
+        target = dest / relative_key(key, prefix)
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
     return len(keys)
 
 
-def _relative_key(key: str, prefix: str) -> str:
+def relative_key(key: str, prefix: str) -> str:
+    """Where an object listed under ``prefix`` lands below the destination (see ``download``)."""
     if key == prefix:
         return key.rsplit("/", 1)[-1]
     rest = key[len(prefix) :]

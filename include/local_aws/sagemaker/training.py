@@ -12,11 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from local_aws.sagemaker import api, images, s3io, warm
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import (
+    create_record,
+    list_page,
+    now,
+    operation,
+    pick,
+    shape_response,
+)
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.cloudwatch import put_metrics
 from local_aws.sagemaker.errors import ResourceInUse, ValidationException
-from local_aws.sagemaker.jobs import Job, JobEnded, SpotInterruption, failure_reason
+from local_aws.sagemaker.jobs import (
+    Job,
+    JobEnded,
+    SpotInterruption,
+    failure_reason,
+    request_stop,
+)
 
 KIND = "training-jobs"
 HOST = "algo-1"
@@ -47,15 +60,11 @@ def create_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         LastModifiedTime=stamp,
         ModelArtifacts={"S3ModelArtifacts": ""},
     )
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(KIND, name):
-            raise ResourceInUse(
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({arn})"
-            )
-        backend.store.create(KIND, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    taken = ResourceInUse(
+        "Training job names must be unique within an AWS account and region, and a "
+        f"training job with this name already exists ({arn})"
+    )
+    create_record(backend, KIND, name, record, arn=arn, exists=taken)
     backend.start_job(TrainingJob(backend, name))
     return {"TrainingJobArn": arn}
 
@@ -97,10 +106,25 @@ def _check_request(p: dict[str, Any]) -> None:
 
 @operation("DescribeTrainingJob")
 def describe_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    record = backend.store.get(KIND, p["TrainingJobName"])
+    return shape_response("DescribeTrainingJob", _get(backend, p["TrainingJobName"]))
+
+
+def _get(backend: Backend, name: str) -> dict[str, Any]:
+    record = backend.store.get(KIND, name)
     if record is None:
         raise ValidationException("Requested resource not found.")
-    return shape_response("DescribeTrainingJob", record)
+    return record
+
+
+SUMMARY_KEYS = (
+    "TrainingJobName",
+    "TrainingJobArn",
+    "CreationTime",
+    "TrainingEndTime",
+    "LastModifiedTime",
+    "TrainingJobStatus",
+    "SecondaryStatus",
+)
 
 
 @operation("ListTrainingJobs")
@@ -110,35 +134,15 @@ def list_training_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         p,
         name_key="TrainingJobName",
         status_key="TrainingJobStatus",
-        summary=training_job_summary,
+        summary=lambda r: pick(r, SUMMARY_KEYS),
         result_key="TrainingJobSummaries",
     )
 
 
-def training_job_summary(r: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "TrainingJobName",
-        "TrainingJobArn",
-        "CreationTime",
-        "TrainingEndTime",
-        "LastModifiedTime",
-        "TrainingJobStatus",
-        "SecondaryStatus",
-    )
-    return {k: r[k] for k in keys if r.get(k) is not None}
-
-
 @operation("StopTrainingJob")
 def stop_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    name = p["TrainingJobName"]
-    record = backend.store.get(KIND, name)
-    if record is None:
-        raise ValidationException("Requested resource not found.")
-    if record["TrainingJobStatus"] == "InProgress":
-        backend.store.update(
-            KIND, name, {"TrainingJobStatus": "Stopping", "LastModifiedTime": now()}
-        )
-        backend.end_job(KIND, name, "Stopped", None)
+    _get(backend, p["TrainingJobName"])
+    request_stop(backend, TrainingJob, p["TrainingJobName"])
     return {}
 
 

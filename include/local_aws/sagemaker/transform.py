@@ -44,16 +44,23 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from local_aws.sagemaker import models, s3io
-from local_aws.sagemaker.api import list_page, now, operation, shape_response
+from local_aws.sagemaker.api import (
+    create_record,
+    list_page,
+    now,
+    operation,
+    pick,
+    shape_response,
+)
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.errors import ResourceInUse, ValidationException
-from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded
+from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded, request_stop
 from local_aws.sagemaker.model_server import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    ConnectionPool,
     ModelServer,
     ModelServerError,
-    _Pool,
     instance_id,
 )
 
@@ -309,15 +316,12 @@ def create_transform_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         CreationTime=stamp,
         LastModifiedTime=stamp,
     )
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(KIND, name):
-            raise ResourceInUse(
-                "Job name must be unique within an AWS account and region, and a job with "
-                f"this name already exists ({arn})"
-            )
-        backend.store.create(KIND, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    # SageMaker's wording for every job kind's duplicate name
+    taken = ResourceInUse(
+        "Job name must be unique within an AWS account and region, and a job with "
+        f"this name already exists ({arn})"
+    )
+    create_record(backend, KIND, name, record, arn=arn, exists=taken)
     backend.start_job(TransformJob(backend, name))
     return {"TransformJobArn": arn}
 
@@ -389,6 +393,17 @@ def _get(backend: Backend, name: str) -> dict[str, Any]:
     return record
 
 
+SUMMARY_KEYS = (
+    "TransformJobName",
+    "TransformJobArn",
+    "CreationTime",
+    "TransformEndTime",
+    "LastModifiedTime",
+    "TransformJobStatus",
+    "FailureReason",
+)
+
+
 @operation("ListTransformJobs")
 def list_transform_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
     return list_page(
@@ -396,35 +411,15 @@ def list_transform_jobs(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
         p,
         name_key="TransformJobName",
         status_key="TransformJobStatus",
-        summary=transform_job_summary,
+        summary=lambda r: pick(r, SUMMARY_KEYS),
         result_key="TransformJobSummaries",
     )
 
 
-def transform_job_summary(r: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "TransformJobName",
-        "TransformJobArn",
-        "CreationTime",
-        "TransformEndTime",
-        "LastModifiedTime",
-        "TransformJobStatus",
-        "FailureReason",
-    )
-    return {k: r[k] for k in keys if r.get(k) is not None}
-
-
 @operation("StopTransformJob")
 def stop_transform_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    name = p["TransformJobName"]
-    with backend.store.lock:
-        # check-then-set under the lock, so a job finishing meanwhile keeps its own status
-        if _get(backend, name)["TransformJobStatus"] != "InProgress":
-            return {}
-        backend.store.update(
-            KIND, name, {"TransformJobStatus": "Stopping", "LastModifiedTime": now()}
-        )
-    backend.end_job(KIND, name, "Stopped", None)
+    _get(backend, p["TransformJobName"])
+    request_stop(backend, TransformJob, p["TransformJobName"])
     return {}
 
 
@@ -658,7 +653,7 @@ class Agent:
             self.headers["Content-Type"] = spec.content_type
         if spec.accept:
             self.headers["Accept"] = spec.accept
-        self.pool: _Pool | None = None
+        self.pool: ConnectionPool | None = None
         self.limit = DEFAULT_PAYLOAD_MB * MB
         self.concurrency = 1
         self.single = False
@@ -684,7 +679,7 @@ class Agent:
                 "the input data source. Make sure the bucket and objects exist and that the "
                 "prefix is right."
             )
-        return [(bucket, key, s3io._relative_key(key, prefix)) for key in keys]
+        return [(bucket, key, s3io.relative_key(key, prefix)) for key in keys]
 
     def chunks(self, bucket: str, key: str) -> Iterator[bytes]:
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -971,7 +966,7 @@ class Agent:
         if "error" in server:
             return 2  # the job thread has the reason
         host, port = server["url"].removeprefix("http://").rsplit(":", 1)
-        self.pool = _Pool(host, int(port))
+        self.pool = ConnectionPool(host, int(port))
         self.concurrency = int(server["MaxConcurrentTransforms"])
         self.limit = int(server["MaxPayloadInMB"]) * MB
         self.single = server["BatchStrategy"] == "SingleRecord" and spec.split_type == "Line"

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_aws.sagemaker import training, tuning_strategies
-from local_aws.sagemaker.api import list_page, now, on_shutdown, operation, shape_response
+from local_aws.sagemaker.api import (
+    create_record,
+    list_page,
+    now,
+    on_shutdown,
+    operation,
+    pick,
+    shape_response,
+)
 from local_aws.sagemaker.backend import SERVER_STOPPED_REASON, Backend
 from local_aws.sagemaker.errors import (
     AWSError,
@@ -25,7 +33,7 @@ from local_aws.sagemaker.errors import (
     ResourceNotFound,
     ValidationException,
 )
-from local_aws.sagemaker.jobs import TERMINAL, Job, JobEnded
+from local_aws.sagemaker.jobs import TERMINAL, Job, JobEnded, request_stop
 from local_aws.sagemaker.service_model import validate_request
 
 log = logging.getLogger(__name__)
@@ -258,15 +266,11 @@ def create_hyper_parameter_tuning_job(backend: Backend, p: dict[str, Any]) -> di
         __tags=p.get("Tags", []),
         __children=[],
     )
-    record.pop("Tags", None)
-    with backend.store.lock:
-        if backend.store.exists(KIND, name):
-            raise ResourceInUse(
-                f"A hyperparameter tuning job with the name, {name}, already exists. "
-                "Choose a different name."
-            )
-        backend.store.create(KIND, name, record)
-    backend.tags.add(arn, p.get("Tags", []))
+    taken = ResourceInUse(
+        f"A hyperparameter tuning job with the name, {name}, already exists. "
+        "Choose a different name."
+    )
+    create_record(backend, KIND, name, record, arn=arn, exists=taken)
     if p.get("WarmStartConfig"):
         log.warning(
             "tuning job %s: WarmStartConfig is ignored by local_aws; it starts without the "
@@ -314,20 +318,17 @@ def list_hyper_parameter_tuning_jobs(backend: Backend, p: dict[str, Any]) -> dic
 
 
 def _tuning_job_summary(r: dict[str, Any]) -> dict[str, Any]:
-    summary = {
-        k: r[k]
-        for k in (
-            "HyperParameterTuningJobName",
-            "HyperParameterTuningJobArn",
-            "HyperParameterTuningJobStatus",
-            "CreationTime",
-            "HyperParameterTuningEndTime",
-            "LastModifiedTime",
-            "TrainingJobStatusCounters",
-            "ObjectiveStatusCounters",
-        )
-        if r.get(k) is not None
-    }
+    keys = (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "HyperParameterTuningJobStatus",
+        "CreationTime",
+        "HyperParameterTuningEndTime",
+        "LastModifiedTime",
+        "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters",
+    )
+    summary = pick(r, keys)
     summary["Strategy"] = r["HyperParameterTuningJobConfig"]["Strategy"]
     summary["ResourceLimits"] = r["HyperParameterTuningJobConfig"]["ResourceLimits"]
     return summary
@@ -335,21 +336,8 @@ def _tuning_job_summary(r: dict[str, Any]) -> dict[str, Any]:
 
 @operation("StopHyperParameterTuningJob")
 def stop_hyper_parameter_tuning_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
-    name = p["HyperParameterTuningJobName"]
-    _get(backend, name)
-    stopping = False
-
-    def change(record: dict[str, Any]) -> None:
-        # Conditional under the store's lock: never overwrite an end the runner just wrote.
-        nonlocal stopping
-        if record["HyperParameterTuningJobStatus"] == "InProgress":
-            record["HyperParameterTuningJobStatus"] = "Stopping"
-            record["LastModifiedTime"] = now()
-            stopping = True
-
-    backend.store.update(KIND, name, change)
-    if stopping:
-        backend.end_job(KIND, name, "Stopped", None)
+    _get(backend, p["HyperParameterTuningJobName"])
+    request_stop(backend, TuningJob, p["HyperParameterTuningJobName"])
     return {}
 
 
