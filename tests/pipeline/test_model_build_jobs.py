@@ -493,7 +493,9 @@ def test_spot_interruption_resumes_from_the_latest_checkpoint(
     assert any(re.fullmatch(r"xgboost-checkpoint\.\d{6}\.json", key) for key in keys), keys
     # the interruption may land mid-write: the half-written file keeps its temporary name,
     # which the loader never picks up
-    assert all(re.fullmatch(r"xgboost-checkpoint\.\d{6}\.json|\.partial-\d+\.json", k) for k in keys)
+    assert all(
+        re.fullmatch(r"xgboost-checkpoint\.\d{6}\.json|\.partial-\d+\.json", k) for k in keys
+    )
     # spot bills only the time on capacity, at the spot discount
     assert job["BillableTimeInSeconds"] < job["TrainingTimeInSeconds"]
 
