@@ -36,7 +36,7 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 demo: setup
-	$(BIN)/python -m local_aws.demo
+	scripts/demo
 
 up: setup
 	scripts/up

@@ -6,7 +6,13 @@ import argparse
 import sys
 import tempfile
 
-from benchmarks import bench_endpoints, bench_jobs, bench_quality, bench_transform
+from benchmarks import (
+    bench_endpoints,
+    bench_jobs,
+    bench_model_build,
+    bench_quality,
+    bench_transform,
+)
 from benchmarks.harness import Row, render
 
 SUITES = {
@@ -14,6 +20,7 @@ SUITES = {
     "endpoints": bench_endpoints.run,
     "transform": bench_transform.run,
     "quality": bench_quality.run,
+    "model_build": bench_model_build.run,
 }
 
 

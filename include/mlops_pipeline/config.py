@@ -28,6 +28,24 @@ QUALITY_IMAGE = (
 )
 
 
+DEFAULT_TUNING_RANGES = {
+    "max_depth": "int:3:8",
+    "eta": "continuous:0.03:0.3:Logarithmic",
+    "min_child_weight": "continuous:1:10",
+    "subsample": "continuous:0.6:1.0",
+    "colsample_bytree": "continuous:0.5:1.0",
+}
+DEFAULT_STATIC_HYPERPARAMETERS = {
+    "num_round": "300",
+    "early_stopping_rounds": "20",
+    "eval_metric": "aucpr",
+    "objective": "binary:logistic",
+    "checkpoint_frequency": "10",
+}
+# the demo data allow ~0.9 ROC-AUC (a quarter of the fraud is camouflaged as normal traffic)
+DEFAULT_GATE_THRESHOLDS = {"pr_auc": ">=0.40", "auc": ">=0.80"}
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
@@ -55,6 +73,37 @@ class Settings:
     quality_prefix: str = "quality"
     # the GX file project with the suites; empty means great_expectations/ of this repository
     gx_root: str = ""
+    # model_build: the training data window, tuning, evaluation and the model quality gate
+    raw_prefix: str = "raw/transactions"
+    model_build_prefix: str = "model-build"
+    code_prefix: str = "code"
+    training_window_days: int = 7  # daily partitions up to and including the window's end
+    processing_volume_gb: int = 30
+    training_volume_gb: int = 30
+    processing_max_runtime_seconds: int = 3600
+    training_max_runtime_seconds: int = 3600
+    # managed spot: cheaper, may be interrupted; train.py checkpoints and resumes
+    managed_spot_training: bool = True
+    spot_max_wait_seconds: int = 7200
+    tuning_strategy: str = "Bayesian"
+    tuning_max_jobs: int = 12
+    tuning_max_parallel: int = 3
+    # the objective is read from the training log by a MetricDefinition of this name
+    tuning_objective_metric: str = "validation:aucpr"
+    # name -> "int:MIN:MAX", "continuous:MIN:MAX[:Logarithmic]" or "categorical:A|B|C"
+    tuning_ranges: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TUNING_RANGES))
+    static_hyperparameters: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_STATIC_HYPERPARAMETERS)
+    )
+    threshold_strategy: str = "best_f1"  # or target_precision
+    target_precision: float = 0.8
+    # metric (as in evaluation.json) -> ">=MIN" or "<=MAX"; all must hold to register
+    gate_thresholds: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_GATE_THRESHOLDS)
+    )
+    # metrics that must not fall below the approved model's by more than the tolerance
+    gate_no_regression: tuple[str, ...] = ("pr_auc",)
+    gate_regression_tolerance: float = 0.02
     # security settings applied to every job request when set (the aws profile)
     kms_key_id: str | None = None
     subnets: tuple[str, ...] = ()
@@ -78,7 +127,14 @@ class Settings:
 
 
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "local": {"check_interval_seconds": 2},
+    "local": {
+        # local_aws answers a Describe* in milliseconds: poll often, notice job ends sooner
+        "check_interval_seconds": 1,
+        # a laptop: few, small child jobs, one xgboost thread each so they do not fight
+        "tuning_max_jobs": 4,
+        "tuning_max_parallel": 2,
+        "static_hyperparameters": {**DEFAULT_STATIC_HYPERPARAMETERS, "nthread": "1"},
+    },
     "aws": {"bucket": "", "role_arn": "", "check_interval_seconds": 30},
 }
 REQUIRED_ON_AWS = ("bucket", "role_arn")
@@ -118,6 +174,11 @@ def _parse(name: str, raw: str, hint: Any) -> Any:
         if text.lower() in ("0", "false", "no", "off", ""):
             return False
         raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a number") from None
     if hint is int:
         try:
             return int(text)

@@ -17,7 +17,7 @@ def test_local_profile_is_the_default():
     settings = load_settings({})
     assert settings.profile == "local"
     assert settings.bucket == "mlops-local"
-    assert settings.check_interval_seconds == 2
+    assert settings.check_interval_seconds == 1
     assert settings.vpc_config is None
     assert settings.s3_uri("raw", "transactions/", "dt=2026-01-01") == (
         "s3://mlops-local/raw/transactions/dt=2026-01-01"

@@ -1,0 +1,348 @@
+"""`make demo`: demo data into local_aws, the pipeline end to end, and a summary.
+
+Run by scripts/demo (which starts local_aws and prepares Airflow's metadata DB). Steps:
+
+1. write a week of synthetic card transactions (datagen) to the settings' bucket;
+2. ``airflow dags test model_build <last day>``: validate, preprocess, tune, evaluate, gate,
+   register (the full log goes to ``.airflow/demo/model_build.log``);
+3. read what the run left in local_aws and print a summary: the data checked, the best
+   hyperparameters, the metrics, the model package and where the reports are (copies of
+   them in ``.airflow/demo/reports/``).
+
+Exit 0 only when every step worked. Later steps (approval, model_deploy, batch_inference)
+join the STEPS list as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_END = dt.date(2026, 1, 7)
+DEMO_ROWS = 5000
+DEMO_SEED = 7
+# the lines of the task logs worth showing while the run goes (the rest is in the log file)
+SHOWN = re.compile(
+    r"\[DAG TEST\] starting task_id=(?P<task>\S+) map_index=(?P<index>-?\d+)"
+    r"|(?P<line>(started|re-attaching to) (Processing|Tuning) job \S+"
+    r"|Data quality gate (PASSED|FAILED)[^\[]*"
+    r"|(Processing|Tuning) job \S+: InProgress - training jobs:[^\[]*"
+    r"|quality gate (passed|FAILED)[^\[]*"
+    r"|registered \S+ \(version \d+[^)]*\)"
+    r"|(AirflowFailException|AirflowException): [^\[]*)"
+)
+
+
+class DemoError(RuntimeError):
+    """A step failed; the message says which and where to look."""
+
+
+@dataclass
+class Demo:
+    settings: Settings
+    endpoint: str | None
+    out: Path
+    end: dt.date
+    days: int
+    rows: int
+    started: float = field(default_factory=time.time)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.settings.region,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        )
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def write_data(demo: Demo) -> None:
+    from mlops_pipeline import datagen
+
+    s3 = demo.client("s3")
+    try:
+        s3.create_bucket(Bucket=demo.settings.bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    start = demo.end - dt.timedelta(days=demo.days - 1)
+    infos = datagen.write_partitions(
+        s3,
+        demo.settings.bucket,
+        start,
+        demo.days,
+        demo.rows,
+        prefix=demo.settings.raw_prefix,
+        seed=DEMO_SEED,
+    )
+    rows, fraud = sum(i.rows for i in infos), sum(i.fraud for i in infos)
+    say(
+        f"  {len(infos)} daily partitions {start}..{demo.end}, {rows:,} transactions, "
+        f"{fraud:,} fraud ({fraud / rows:.2%}) → s3://{demo.settings.bucket}/"
+        f"{demo.settings.raw_prefix}/"
+    )
+
+
+def run_model_build(demo: Demo) -> None:
+    log_path = demo.out / "model_build.log"
+    env = dict(os.environ, MLOPS_TRAINING_WINDOW_DAYS=str(demo.days))
+    command = ["airflow", "dags", "test", "model_build", demo.end.isoformat()]
+    say(f"  $ {' '.join(command)}   (full log: {shown(log_path)})")
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert process.stdout is not None
+        shown_tasks: set[str] = set()
+        for line in process.stdout:
+            log.write(line)
+            match = SHOWN.search(line)
+            if not match:
+                continue
+            if match.group("task"):
+                task, index = match.group("task"), int(match.group("index"))
+                label = task if index < 0 else f"{task}[{index}]"
+                if label not in shown_tasks:  # a deferred task starts twice
+                    shown_tasks.add(label)
+                    say(f"  ▸ {label}")
+            else:
+                say(f"      {match.group('line').strip()[:160]}")
+        code = process.wait()
+    demo.facts["model_build_seconds"] = time.monotonic() - started
+    if code != 0:
+        raise DemoError(
+            f"model_build failed (exit {code}); the reason is above, the whole run in {log_path}"
+        )
+
+
+def collect(demo: Demo) -> None:
+    """What the run left behind, read from local_aws (the registry, S3, the jobs)."""
+    sm, s3 = demo.client("sagemaker"), demo.client("s3")
+    settings = demo.settings
+    packages = sm.list_model_packages(
+        ModelPackageGroupName=settings.model_package_group,
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    if not packages or packages[0]["CreationTime"].timestamp() < demo.started:
+        raise DemoError("model_build succeeded but registered no model package: see the log")
+    package = sm.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    lineage = package["CustomerMetadataProperties"]
+    evaluation_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    baseline_uri = package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    training = sm.describe_training_job(TrainingJobName=lineage["training_job"])
+    tuning = sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=lineage["tuning_job"]
+    )
+    ranges = tuning["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    tuned = {r["Name"] for group in ranges.values() for r in group}
+    demo.facts.update(
+        package=package,
+        lineage=lineage,
+        evaluation_uri=evaluation_uri,
+        baseline_uri=baseline_uri,
+        evaluation=_read_json(s3, evaluation_uri),
+        best={k: v for k, v in training["HyperParameters"].items() if k in tuned},
+        objective=tuning["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"],
+        children=sum(tuning["TrainingJobStatusCounters"].values()),
+        quality=_quality(demo, s3, lineage),
+    )
+    _copy_reports(demo, s3)
+
+
+def _quality(demo: Demo, s3: Any, lineage: dict[str, str]) -> list[dict[str, Any]]:
+    from mlops_pipeline.quality.history import MetricHistoryStore
+    from mlops_pipeline.quality.request import history_prefix, run_uri
+
+    settings = demo.settings
+    store = MetricHistoryStore(s3, settings.bucket, history_prefix(settings))
+    start = dt.date.fromisoformat(lineage["data_window_start"])
+    end = dt.date.fromisoformat(lineage["data_window_end"])
+    checked = []
+    for i in range((end - start).days + 1):
+        day = (start + dt.timedelta(days=i)).isoformat()
+        entry = store.get("transactions", day)
+        result: dict[str, Any] = {}
+        if entry is not None and entry.job_name:
+            uri = run_uri(settings, "transactions", day, entry.job_name) + "/output/result.json"
+            result = _read_json(s3, uri)
+        checked.append(
+            {
+                "partition": day,
+                "status": entry.status if entry else "not checked",
+                "rows": (entry.metrics.get("row_count") if entry else None),
+                "data_docs_uri": result.get("data_docs_uri"),
+            }
+        )
+    return checked
+
+
+def _copy_reports(demo: Demo, s3: Any) -> None:
+    reports = demo.out / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    copies = {
+        "evaluation.json": demo.facts["evaluation_uri"],
+        "baseline.json": demo.facts["baseline_uri"],
+    }
+    for check in demo.facts["quality"]:
+        if check["data_docs_uri"]:
+            copies[f"data-docs-{check['partition']}.html"] = check["data_docs_uri"]
+    for name, uri in copies.items():
+        bucket, key = uri[5:].split("/", 1)
+        s3.download_file(bucket, key, str(reports / name))
+    demo.facts["reports"] = reports
+
+
+def _read_json(s3: Any, uri: str) -> Any:
+    bucket, key = uri[5:].split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+# -- summary -------------------------------------------------------------------------------------
+def summary(demo: Demo) -> str:
+    facts = demo.facts
+    package, lineage = facts["package"], facts["lineage"]
+    metrics = facts["evaluation"]["binary_classification_metrics"]
+    threshold = facts["evaluation"]["threshold"]
+    calibration = facts["evaluation"]["calibration"]
+    quality = facts["quality"]
+    rows = sum(q["rows"] or 0 for q in quality)
+    counts: dict[str, int] = {}
+    for q in quality:
+        label = {"warning": "passed with warnings"}.get(q["status"], q["status"])
+        counts[label] = counts.get(label, 0) + 1
+    verdicts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+    objective = facts["objective"]
+    reports = facts["reports"]
+    lines = [
+        "Data checked",
+        f"  {len(quality)} partitions {quality[0]['partition']}..{quality[-1]['partition']}, "
+        f"{rows:,} rows; the gate (suite 'transactions', a GX Processing job per day): "
+        f"{verdicts}",
+        "Best hyperparameters",
+        f"  {', '.join(f'{k}={_short(v)}' for k, v in sorted(facts['best'].items()))}",
+        f"  {objective['MetricName']} = {objective['Value']:.4f}, best of "
+        f"{facts['children']} training jobs in {lineage['tuning_job']}",
+        "Metrics (held-out test split, the last days of the window)",
+        f"  PR-AUC {metrics['pr_auc']['value']:.4f}   ROC-AUC {metrics['auc']['value']:.4f}",
+        f"  at threshold {threshold['value']:.3f} ({threshold['strategy']}, chosen on "
+        f"validation): precision {metrics['precision']['value']:.4f}, recall "
+        f"{metrics['recall']['value']:.4f}, F1 {metrics['f1']['value']:.4f}",
+        f"  calibration: Brier {calibration['brier_score']:.4f}, ECE "
+        f"{calibration['expected_calibration_error']:.4f}; test rows "
+        f"{facts['evaluation']['rows']['test']:,} ({facts['evaluation']['rows']['test_positives']} "
+        "fraud)",
+        "Model package",
+        f"  {package['ModelPackageArn']}",
+        f"  version {package['ModelPackageVersion']} of {package['ModelPackageGroupName']}, "
+        f"{package['ModelApprovalStatus']}; code {lineage['code_version']}, data "
+        f"{lineage['data_window_start']}..{lineage['data_window_end']}, run {lineage['run_id']}",
+        "Reports",
+        f"  evaluation   {facts['evaluation_uri']}",
+        f"  baseline     {facts['baseline_uri']}",
+        *(f"  data docs    {q['data_docs_uri']}" for q in quality[-1:] if q["data_docs_uri"]),
+        f"  copies in {shown(reports)}/; the run's log in {shown(demo.out / 'model_build.log')}",
+        "  Airflow UI with these runs: make up (http://127.0.0.1:8080)",
+    ]
+    return "\n".join(lines)
+
+
+def shown(path: Path) -> str:
+    """A path as the user typed the command: relative to the repository when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() else f"{number:.4g}"
+
+
+STEPS: list[tuple[str, Callable[[Demo], None]]] = [
+    ("demo data", write_data),
+    ("model_build", run_model_build),
+    ("results", collect),
+]
+
+
+def endpoint_from_connection() -> str | None:
+    """The endpoint the DAGs use: aws_default's endpoint_url (local_aws), else AWS's own."""
+    raw = os.environ.get("AIRFLOW_CONN_AWS_DEFAULT", "")
+    try:
+        extra = json.loads(raw).get("extra", {}) if raw.startswith("{") else {}
+    except ValueError:
+        extra = {}
+    if isinstance(extra, str):
+        extra = json.loads(extra)
+    return extra.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlops_pipeline.demo")
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=DEMO_END)
+    parser.add_argument("--days", type=int, default=None, help="default: training_window_days")
+    parser.add_argument("--rows", type=int, default=DEMO_ROWS, help="transactions per day")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    out = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow")) / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    demo = Demo(
+        settings,
+        endpoint_from_connection(),
+        out,
+        args.end,
+        args.days or settings.training_window_days,
+        args.rows,
+    )
+    started = time.monotonic()
+    for number, (title, step) in enumerate(STEPS, 1):
+        say(f"[{number}/{len(STEPS)}] {title}")
+        try:
+            step(demo)
+        except DemoError as error:
+            say(f"\nDEMO FAILED at '{title}': {error}")
+            return 1
+    say("")
+    say(summary(demo))
+    say(
+        f"\nDemo finished in {time.monotonic() - started:.0f} s "
+        f"(model_build {demo.facts['model_build_seconds']:.0f} s)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
