@@ -8,6 +8,8 @@ import textwrap
 import time
 from typing import Any
 
+# the request builders' own ProcessingInputs item, re-exported for the tests
+from mlops_pipeline.jobs import s3_input as s3_input
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE
 
 PROCESSING_CODE_DIR = "/opt/ml/processing/input/code"
@@ -91,21 +93,6 @@ def training_request(
         ]
     request.update(extra)
     return request
-
-
-def s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
-    """A ProcessingInputs item: ``uri`` downloaded to ``local`` before the job starts."""
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local,
-            "S3DataType": data_type,
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-            "S3CompressionType": "None",
-        },
-    }
 
 
 def s3_output(name: str, local: str, uri: str, mode: str = "EndOfJob") -> dict[str, Any]:
@@ -209,3 +196,18 @@ def wait_until_training(sm: Any, name: str, timeout: float = 60) -> None:
     while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
         assert time.monotonic() < deadline, f"training job {name} never reached Training"
         time.sleep(0.1)
+
+
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+
+
+def log_lines(logs: Any, group: str, job: str) -> list[str]:
+    """Every line a job logged to CloudWatch Logs, its streams (one per attempt) in order."""
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
+    lines: list[str] = []
+    for stream in sorted(streams["logStreams"], key=lambda s: s["creationTime"]):
+        events = logs.get_log_events(
+            logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+        )["events"]
+        lines.extend(e["message"] for e in events)
+    return lines

@@ -140,7 +140,9 @@ def manifest(settings: Settings, keys: Sequence[str]) -> list[Any]:
 
 
 # -- security, applied to every request ----------------------------------------------------------
-def _secure_processing(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def secure_processing(request: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The settings' KMS key, VPC and network isolation on a CreateProcessingJob request
+    (every processing job of ours, the data-quality gate's too)."""
     if settings.kms_key_id:
         request["ProcessingOutputConfig"]["KmsKeyId"] = settings.kms_key_id
         request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] = settings.kms_key_id
@@ -155,7 +157,7 @@ def _secure_processing(request: dict[str, Any], settings: Settings) -> dict[str,
     return request
 
 
-def _s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
+def s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> dict[str, Any]:
     return {
         "InputName": name,
         "S3Input": {
@@ -168,7 +170,7 @@ def _s3_input(name: str, uri: str, local: str, data_type: str = "S3Prefix") -> d
     }
 
 
-def _s3_output(name: str, local: str, uri: str) -> dict[str, Any]:
+def s3_output(name: str, local: str, uri: str) -> dict[str, Any]:
     return {
         "OutputName": name,
         "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
@@ -196,7 +198,7 @@ def _processing(
             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{program}"],
             "ContainerArguments": arguments,
         },
-        "ProcessingInputs": [*inputs, _s3_input("code", code_uri, CODE_DIR)],
+        "ProcessingInputs": [*inputs, s3_input("code", code_uri, CODE_DIR)],
         "ProcessingOutputConfig": {"Outputs": outputs},
         "ProcessingResources": {
             "ClusterConfig": {
@@ -209,7 +211,7 @@ def _processing(
         "Environment": {"PYTHONUNBUFFERED": "1"},
         "Tags": run.tags,
     }
-    return _secure_processing(request, settings)
+    return secure_processing(request, settings)
 
 
 # -- preprocess ----------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ def preprocess_request(
     for part in (*SPLITS, "metadata"):
         local = f"{PROCESSING}/{part}"
         arguments += [f"--{part}-dir", local]
-        outputs.append(_s3_output(part, local, paths.features(part)))
+        outputs.append(s3_output(part, local, paths.features(part)))
     return _processing(
         settings,
         run,
@@ -241,7 +243,7 @@ def preprocess_request(
         program="preprocess.py",
         code_uri=code_uri,
         arguments=arguments,
-        inputs=[_s3_input("raw", manifest_uri, raw_dir, data_type="ManifestFile")],
+        inputs=[s3_input("raw", manifest_uri, raw_dir, data_type="ManifestFile")],
         outputs=outputs,
     )
 
@@ -441,11 +443,11 @@ def evaluate_request(
         code_uri=code_uri,
         arguments=arguments,
         inputs=[
-            _s3_input("model", model_uri, f"{PROCESSING}/model"),
-            _s3_input("test", test_uri, f"{PROCESSING}/test"),
-            _s3_input("validation", validation_uri, f"{PROCESSING}/validation"),
+            s3_input("model", model_uri, f"{PROCESSING}/model"),
+            s3_input("test", test_uri, f"{PROCESSING}/test"),
+            s3_input("validation", validation_uri, f"{PROCESSING}/validation"),
         ],
-        outputs=[_s3_output("evaluation", f"{PROCESSING}/evaluation", paths.evaluation)],
+        outputs=[s3_output("evaluation", f"{PROCESSING}/evaluation", paths.evaluation)],
     )
 
 

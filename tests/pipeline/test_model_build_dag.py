@@ -25,6 +25,7 @@ import pytest
 from mlops_pipeline import code, datagen, naming
 from mlops_pipeline.datagen import Corruption
 from tests.conftest import unique
+from tests.jobkit import TRAINING_LOGS, log_lines
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +125,7 @@ def interrupt_first_checkpointed_child(
         for summary in jobs["TrainingJobSummaries"]:
             name = summary["TrainingJobName"]
             try:
-                lines = log_lines(logs, name)
+                lines = log_lines(logs, TRAINING_LOGS, name)
             except logs.exceptions.ResourceNotFoundException:
                 continue  # no log group before the first job writes
             if any(line.startswith("checkpoint saved") for line in lines):
@@ -296,7 +297,7 @@ def test_spot_interruption_resumes_from_the_checkpoint(happy, sm, logs):
     job = sm.describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert "Interrupted" in [t["Status"] for t in job["SecondaryStatusTransitions"]]
-    lines = log_lines(logs, name)
+    lines = log_lines(logs, TRAINING_LOGS, name)
     resumed = [line for line in lines if line.startswith("resuming from checkpoint at round")]
     assert len(resumed) == 1 and int(resumed[0].rsplit(" ", 1)[1]) % 50 == 0
     assert job["CheckpointConfig"]["S3Uri"].startswith(
@@ -361,18 +362,6 @@ def test_a_failing_tuning_job_fails_the_run_with_the_reason(
 def read_json(s3: Any, uri: str) -> Any:
     bucket, key = uri[5:].split("/", 1)
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def log_lines(logs: Any, job: str) -> list[str]:
-    group = "/aws/sagemaker/TrainingJobs"
-    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
-    lines: list[str] = []
-    for stream in sorted(streams["logStreams"], key=lambda s: s["creationTime"]):
-        events = logs.get_log_events(
-            logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
-        )["events"]
-        lines.extend(e["message"] for e in events)
-    return lines
 
 
 def test_the_quality_gate_refuses_a_regression_against_the_approved_model(

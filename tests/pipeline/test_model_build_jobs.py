@@ -32,6 +32,7 @@ from tests import jobkit
 from tests.conftest import unique, wait_for
 from tests.jobkit import (
     endpoint_config_request,
+    log_lines,
     model_request,
     s3_input,
     s3_output,
@@ -117,17 +118,6 @@ def read_tar(s3: Any, uri: str) -> dict[str, bytes]:
             for m in tar.getmembers()
             if m.isfile()
         }
-
-
-def log_lines(logs: Any, group: str, job: str) -> list[str]:
-    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
-    lines: list[str] = []
-    for stream in sorted(streams["logStreams"], key=lambda s: s["creationTime"]):
-        events = logs.get_log_events(
-            logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
-        )["events"]
-        lines.extend(e["message"] for e in events)
-    return lines
 
 
 @dataclass

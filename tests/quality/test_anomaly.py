@@ -57,7 +57,7 @@ def test_online_normal_is_mean_plus_minus_k_sigma_of_the_history():
 
 
 def test_online_normal_leaves_earlier_anomalies_out_of_the_baseline():
-    history = [10.0, 11.0, 10.0, 11.0, 10.0, 11.0, 500.0, 10.0, 11.0]
+    history = [10.0, 11.0] * 4 + [500.0, 10.0, 11.0]
     kept = OnlineNormal(ignore_start_percentage=0.0).bounds(history)
     assert kept.upper < 13  # the 500 spike did not widen the band
     widened = OnlineNormal(ignore_start_percentage=0.0, ignore_anomalies=False).bounds(history)
@@ -65,7 +65,7 @@ def test_online_normal_leaves_earlier_anomalies_out_of_the_baseline():
 
 
 def test_online_normal_warm_up_and_minimum_history():
-    assert "needs 3 earlier values, has 2" in OnlineNormal().bounds([1.0, 2.0]).reason
+    assert "needs 7 earlier values, has 6" in OnlineNormal().bounds([1.0] * 6).reason
     # with half the series as warm-up, today's point (index 2 of 3) is still warming up
     assert (
         "warm-up"
@@ -112,7 +112,7 @@ def test_plan_turns_bounds_into_parameterised_expectations():
     assert plan.parameters[completeness["kwargs"]["mostly"]["$PARAMETER"]] == pytest.approx(0.97)
     # the mean check has no history: skipped, and the report says why
     assert plan.notes[-1] == (
-        "anomaly check mean(amount) (online_normal) skipped: needs 3 earlier values, has 0"
+        "anomaly check mean(amount) (online_normal) skipped: needs 7 earlier values, has 0"
     )
     names = [p for p in plan.parameters]
     assert all(n.isidentifier() for n in names)

@@ -47,6 +47,8 @@ def test_request_is_valid_for_the_sagemaker_api_with_security_settings():
     assert payload["NetworkConfig"] == {
         "EnableNetworkIsolation": True,
         "VpcConfig": {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+        # the same security as every other job of the pipeline (mlops_pipeline.jobs)
+        "EnableInterContainerTrafficEncryption": True,
     }
     assert payload["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].endswith("/abc")
 

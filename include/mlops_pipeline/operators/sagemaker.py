@@ -115,7 +115,7 @@ def failure(kind: str, name: str, status: str, reason: str) -> AirflowException:
     return AirflowException(message)
 
 
-class _ReattachingJob:
+class _ReattachingJob(BaseOperator):
     """What the processing and tuning operators share: find or create, wait, summarise.
 
     Mixed into a provider operator; that operator provides ``hook``, ``config``,
@@ -143,6 +143,34 @@ class _ReattachingJob:
     deferrable: bool
     poll_interval: int | None  # None: the settings' check_interval_seconds
     max_ingestion_time: int | None
+
+    # the provider operator's arguments that differ from its defaults, per kind
+    provider_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        request: RequestBuilder,
+        request_args: dict[str, Any] | None = None,
+        step: str | None = None,
+        deferrable: bool = True,
+        check_interval: int | None = None,
+        max_ingestion_time: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        # the request is built at run time (it needs the run and upstream XComs): the
+        # provider's config stays empty until execute() fills it
+        super().__init__(
+            config={},
+            deferrable=deferrable,
+            max_ingestion_time=max_ingestion_time,
+            **{**self.provider_defaults, **kwargs},
+        )
+        self.request = request
+        self.request_args = request_args or {}
+        self.step = step
+        self.poll_interval = check_interval
 
     # -- per kind --------------------------------------------------------------------------
     def _describe(self, name: str) -> dict[str, Any]:
@@ -318,29 +346,7 @@ class ProcessingJobOperator(_ReattachingJob, SageMakerProcessingOperator):
     kind = "Processing"
     status_key = "ProcessingJobStatus"
 
-    def __init__(
-        self,
-        *,
-        request: RequestBuilder,
-        request_args: dict[str, Any] | None = None,
-        step: str | None = None,
-        deferrable: bool = True,
-        check_interval: int | None = None,
-        max_ingestion_time: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("multiple_outputs", True)
-        super().__init__(
-            config={},
-            deferrable=deferrable,
-            print_log=False,
-            max_ingestion_time=max_ingestion_time,
-            **kwargs,
-        )
-        self.request = request
-        self.request_args = request_args or {}
-        self.step = step
-        self.poll_interval = check_interval
+    provider_defaults: ClassVar[dict[str, Any]] = {"print_log": False}
 
     def _describe(self, name: str) -> dict[str, Any]:
         return self.hook.describe_processing_job(name)
@@ -369,29 +375,6 @@ class TuningJobOperator(_ReattachingJob, SageMakerTuningOperator):
     kind = "Tuning"
     name_kind = "tuning"
     status_key = "HyperParameterTuningJobStatus"
-
-    def __init__(
-        self,
-        *,
-        request: RequestBuilder,
-        request_args: dict[str, Any] | None = None,
-        step: str | None = None,
-        deferrable: bool = True,
-        check_interval: int | None = None,
-        max_ingestion_time: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("multiple_outputs", True)
-        super().__init__(
-            config={},
-            deferrable=deferrable,
-            max_ingestion_time=max_ingestion_time,
-            **kwargs,
-        )
-        self.request = request
-        self.request_args = request_args or {}
-        self.step = step
-        self.poll_interval = check_interval
 
     def _describe(self, name: str) -> dict[str, Any]:
         return self.hook.describe_tuning_job(name)

@@ -134,9 +134,10 @@ class OnlineNormal:
     upper_deviation_factor: float | None = 3.0
     ignore_start_percentage: float = 0.1
     ignore_anomalies: bool = True
-    # σ of one or two points says nothing; Deequ has no such floor, but its bounds would be
-    # a single value after one day
-    min_history: int = 3
+    # Deequ has no such floor, but its bounds would be a single value after one day, and σ
+    # of a few days is itself noise: with 3 days of a 2 % fraud rate, 4σ spanned ±0.1
+    # points where the daily binomial noise alone is ±0.2; a week is the least to judge by
+    min_history: int = 7
     name = "online_normal"
 
     def __post_init__(self) -> None:

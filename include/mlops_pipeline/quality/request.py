@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.jobs import s3_input, s3_output, secure_processing
 
 CODE_FILES = ("validate.py", "dq_data.py", "dq_gx.py")
 CONTAINERS = Path(__file__).resolve().parents[1] / "containers"
@@ -74,21 +75,12 @@ def build_request(
             ],
         },
         "ProcessingInputs": [
-            _input("data", input_uri, f"{PROCESSING}/input/data"),
-            _input("code", f"{run}/code/", f"{PROCESSING}/input/code"),
-            _input("config", f"{run}/config/", f"{PROCESSING}/input/config"),
+            s3_input("data", input_uri, f"{PROCESSING}/input/data"),
+            s3_input("code", f"{run}/code/", f"{PROCESSING}/input/code"),
+            s3_input("config", f"{run}/config/", f"{PROCESSING}/input/config"),
         ],
         "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": "result",
-                    "S3Output": {
-                        "S3Uri": f"{run}/output",
-                        "LocalPath": f"{PROCESSING}/output",
-                        "S3UploadMode": "EndOfJob",
-                    },
-                }
-            ]
+            "Outputs": [s3_output("result", f"{PROCESSING}/output", f"{run}/output")]
         },
         "ProcessingResources": {
             "ClusterConfig": {
@@ -101,33 +93,10 @@ def build_request(
         # no usage statistics from inside jobs, no progress bars in their logs
         "Environment": {"GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"},
     }
-    if settings.kms_key_id:
-        request["ProcessingOutputConfig"]["KmsKeyId"] = settings.kms_key_id
-        request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] = settings.kms_key_id
-    network: dict[str, Any] = {}
-    if settings.network_isolation:
-        network["EnableNetworkIsolation"] = True
-    if settings.vpc_config:
-        network["VpcConfig"] = settings.vpc_config
-    if network:
-        request["NetworkConfig"] = network
+    secure_processing(request, settings)
     if tags:
         request["Tags"] = [{"Key": k, "Value": str(v)[:256]} for k, v in sorted(tags.items())]
     return request
-
-
-def _input(name: str, uri: str, local: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-            "S3CompressionType": "None",
-        },
-    }
 
 
 def upload_job_files(s3: Any, run: str, *, suite: dict[str, Any], params: dict[str, Any]) -> None:
