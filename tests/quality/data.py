@@ -51,9 +51,23 @@ def transactions(rows: int, day: str = "2026-01-05", seed: int = 0) -> Any:
     )
 
 
-def to_csv(df: Any) -> bytes:
+def training_features(rows: int, day: str = "2026-01-05", seed: int = 0) -> Any:
+    """The training matrix preprocess.py --mode fit makes of ``transactions(rows)``, by its
+    own cleaning and feature code run in-process: label first, in header.csv's order."""
+    import pandas as pd
+
+    from mlops_pipeline.containers import preprocess
+
+    raw = transactions(rows, day, seed).astype(str).assign(_partition=day)
+    kept, _ = preprocess.clean(raw)
+    vocabulary = preprocess.fit_vocabulary(kept, min_country_count=1)
+    return pd.concat([kept[preprocess.LABEL], preprocess.engineer(kept, vocabulary)], axis=1)
+
+
+def to_csv(df: Any, *, header: bool = True) -> bytes:
+    """CSV bytes; without a header, numbers as preprocess.py writes its matrices."""
     buffer = io.StringIO()
-    df.to_csv(buffer, index=False)
+    df.to_csv(buffer, index=False, header=header, float_format=None if header else "%.10g")
     return buffer.getvalue().encode()
 
 

@@ -14,12 +14,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from mlops_pipeline.containers import validate
+from mlops_pipeline.containers import dq_gx, validate
 from mlops_pipeline.quality import anomaly, severity
 from tests.quality.conftest import load, params, write_partition
-from tests.quality.data import to_csv, transactions
+from tests.quality.data import to_csv, training_features, transactions
 
 ROWS = 400
 
@@ -31,18 +32,6 @@ def run(tmp_path: Path, body: bytes, suite: dict[str, Any], **extra: Any) -> dic
 
 def unmet(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{e['type']}:{e['column']}": e for e in result["expectations"] if not e["success"]}
-
-
-def features(rows: int) -> Any:
-    import numpy as np
-
-    df = transactions(rows)
-    return df.assign(
-        log_amount=np.log1p(df.amount),
-        is_foreign=(~df.country.isin(["DE", "FR"])).astype(int),
-        channel_online=(df.channel == "online").astype(int),
-        channel_atm=(df.channel == "atm").astype(int),
-    )[list(load("training_features")["meta"]["columns"])]
 
 
 def predictions(rows: int) -> Any:
@@ -61,7 +50,7 @@ def predictions(rows: int) -> Any:
 
 CLEAN = {
     "transactions": lambda: transactions(ROWS),
-    "training_features": lambda: features(ROWS),
+    "training_features": lambda: training_features(ROWS),
     "predictions": lambda: predictions(ROWS),
 }
 
@@ -69,7 +58,8 @@ CLEAN = {
 @pytest.mark.parametrize("dataset", sorted(CLEAN))
 def test_each_suite_passes_on_clean_data_with_docs_and_metrics(tmp_path, dataset):
     suite = load(dataset)
-    result = run(tmp_path, to_csv(CLEAN[dataset]()), suite, dataset=dataset)
+    body = to_csv(CLEAN[dataset](), header=suite["meta"].get("header", True))
+    result = run(tmp_path, body, suite, dataset=dataset)
 
     assert result["status"] == "validated"
     assert [e for e in result["expectations"] if not e["success"] or e["exception"]] == []
@@ -238,6 +228,9 @@ def test_every_expectation_type_in_use_is_exercised():
         "expect_column_max_to_be_between",
         "expect_column_proportion_of_unique_values_to_be_between",
         "expect_column_unique_value_count_to_be_between",
+        # failing paths in test_training_features_suite.py
+        "expect_table_columns_to_match_ordered_list",
+        "expect_multicolumn_sum_to_equal",
     }
     used = {e["type"] for name in CLEAN for e in load(name)["expectations"]}
     used |= set(anomaly._BETWEEN.values()) | {
@@ -358,6 +351,38 @@ def test_gx_quantile_serialisation_bug_is_still_there():
     )
     assert done.returncode != 0
     assert "is not JSON serializable" in done.stderr
+
+
+def test_two_quantile_checks_on_one_column_are_each_judged_on_their_own_quantiles():
+    """GX 1.24 keys the quantile metric before adding its quantiles: without dq_gx's fix,
+    an anomaly check of q0.99 was judged on the suite's [q0.5, q0.99] and warned falsely."""
+    amounts = pd.DataFrame({"amount": [float(v) for v in range(1, 1001)]})
+    suite = {
+        "name": "amounts",
+        "expectations": [
+            {
+                "type": "expect_column_quantile_values_to_be_between",
+                "kwargs": {
+                    "column": "amount",
+                    "quantile_ranges": {"quantiles": [0.5, 0.99], "value_ranges": [[1, 1000]] * 2},
+                },
+            }
+        ],
+    }
+    anomaly = {
+        "type": "expect_column_quantile_values_to_be_between",
+        "kwargs": {"column": "amount", "quantile_ranges": {"$PARAMETER": "q99"}},
+    }
+    result = dq_gx.run_suite(
+        amounts,
+        suite,
+        extra_expectations=[anomaly],
+        parameters={"q99": {"quantiles": [0.99], "value_ranges": [[980, 1000]]}},
+    )
+    static, dynamic = result["expectations"]
+    assert static["observed"]["value"]["quantiles"] == [0.5, 0.99]
+    assert dynamic["observed"]["value"] == {"quantiles": [0.99], "values": [990.0]}
+    assert dynamic["success"] is True
 
 
 def test_headerless_csv_reads_columns_in_schema_order(tmp_path):

@@ -116,13 +116,22 @@ def _read_file(
         "keep_default_na": False,
         "na_values": [""],
     }
-    if not header:
-        options.update(header=None, names=list(columns))
     try:
-        found = list(pd.read_csv(path, nrows=0 if header else 1, **options).columns)
+        if header:
+            found = list(pd.read_csv(path, nrows=0, **options).columns)
+            problems = _header_problems(name, found, columns)
+        else:
+            # no names to compare: at least the width must be the schema's, or every
+            # column after a missing or extra one would be read as its neighbour
+            options.update(header=None)
+            try:
+                width = pd.read_csv(path, nrows=1, **options).shape[1]
+            except pd.errors.EmptyDataError:  # blank lines only: no rows, like an empty file
+                return pd.DataFrame({c: [] for c in columns}), []
+            problems = _width_problems(name, width, columns)
+            options.update(names=list(columns))
     except Exception as exc:  # noqa: BLE001 - any reader error is a property of the file
         return None, [_unparsable(name, exc)]
-    problems = _header_problems(name, found, columns)
     if problems:
         return None, problems
     fast = {c: {"int": "int64", "float": "float64"}.get(t, "str") for c, t in columns.items()}
@@ -170,6 +179,23 @@ def _header_problems(name: str, header: list[str], columns: dict[str, str]) -> l
             )
         )
     return problems
+
+
+def _width_problems(name: str, width: int, columns: dict[str, str]) -> list[Problem]:
+    """A file without a header is read by position: its rows must have one field per column."""
+    if width == len(columns):
+        return []
+    fewer = width < len(columns)
+    return [
+        Problem(
+            "missing_columns" if fewer else "extra_columns",
+            f"{name} has {width} field(s) per row where the schema declares {len(columns)} "
+            f"columns ({', '.join(columns)}); the file has no header, so its columns are "
+            f"matched by position and {'a missing' if fewer else 'an extra'} one would shift "
+            "every later column: update the suite's meta.columns if the change is intended",
+            file=name,
+        )
+    ]
 
 
 def _coerce(

@@ -68,6 +68,10 @@ def apply_workarounds() -> None:
     - ExpectColumnQuantileValuesToBeBetween returns numpy bools in ``success`` and
       ``success_details``; with numpy 2 the results store cannot serialise them (TypeError:
       Object of type bool is not JSON serializable), so the whole run fails.
+    - The same expectation sets the ``quantiles`` of its column.quantile_values metric after
+      the metric's cache id was computed, so two quantile expectations on one column share
+      the first one's values (a check of q0.99 is judged on the suite's [q0.5, q0.99]).
+      The metric is rebuilt with its quantiles, so its id includes them.
     - Mean, stddev and sum metrics scan every value in Python looking for Decimal objects
       (about 0.1 s per metric per million rows); only object columns can hold Decimals.
     - Each batch is fingerprinted by hashing the whole DataFrame (about 0.5 s per million
@@ -93,6 +97,28 @@ def apply_workarounds() -> None:
         return out
 
     ExpectColumnQuantileValuesToBeBetween._validate = _validate_with_plain_bools  # type: ignore[method-assign]
+
+    dependencies = ExpectColumnQuantileValuesToBeBetween.get_validation_dependencies
+
+    def _dependencies_keyed_by_quantiles(self, *args, **kwargs):
+        from great_expectations.validator.metric_configuration import MetricConfiguration
+
+        out = dependencies(self, *args, **kwargs)
+        metric = out.get_metric_configuration("column.quantile_values")
+        if metric is not None:
+            out.set_metric_configuration(
+                "column.quantile_values",
+                MetricConfiguration(
+                    metric.metric_name,
+                    dict(metric.metric_domain_kwargs),
+                    dict(metric.metric_value_kwargs),
+                ),
+            )
+        return out
+
+    ExpectColumnQuantileValuesToBeBetween.get_validation_dependencies = (  # type: ignore[method-assign]
+        _dependencies_keyed_by_quantiles
+    )
 
     contains_decimal = gx_util.does_ndarray_contain_decimal_dtype
 
@@ -205,13 +231,17 @@ def _summarise(r: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     meta = dict(config.meta or {})
     severity = getattr(config, "severity", None)
     severity = getattr(severity, "value", severity) or "critical"
+    # a table expectation's column_list is what it requires, a multicolumn one's its domain
+    table = str(config.type).startswith("expect_table_")
     column = kwargs.get("column")
     if column is None and "column_A" in kwargs:
         column = f"{kwargs['column_A']},{kwargs['column_B']}"
+    elif column is None and "column_list" in kwargs and not table:
+        column = ",".join(kwargs["column_list"])
     bounds = {
         k: _resolve(v, parameters)
         for k, v in kwargs.items()
-        if k not in _DOMAIN_KWARGS and k not in _RUNTIME_KWARGS
+        if (k not in _DOMAIN_KWARGS or (table and k == "column_list")) and k not in _RUNTIME_KWARGS
     }
     result = dict(r.result or {})
     observed: dict[str, Any] = {}

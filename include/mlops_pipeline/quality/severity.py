@@ -187,6 +187,10 @@ def bound(item: Mapping[str, Any]) -> str:
         return text + suffix
     if "column_set" in b:
         return f"exactly the columns {_short(b['column_set'])}"
+    if "column_list" in b:
+        return f"exactly the columns, in order, {_short(b['column_list'])}"
+    if "sum_total" in b:
+        return f"a sum of {_num(b['sum_total'], '?')} in every row"
     if item.get("type") == "expect_column_values_to_be_unique":
         return "unique values"
     if item.get("type") == "expect_column_values_to_not_be_null":

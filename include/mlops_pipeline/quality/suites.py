@@ -3,7 +3,8 @@
 ``great_expectations/gx/expectations/<suite>.json`` are GX 1.x suites (reviewable JSON;
 ``gx.get_context(mode="file", project_root_dir="great_expectations")`` opens them). Each
 suite's ``meta`` declares what the validation job needs to read a partition: ``dataset``,
-``columns`` (name -> string | int | float | timestamp), ``key`` and ``partition_uri``.
+``columns`` (name -> string | int | float | timestamp; in file order when ``header`` is
+false, i.e. the files have no header line), ``key`` and ``partition_uri``.
 ``great_expectations/anomaly/<dataset>.yml`` holds the dataset's anomaly checks.
 """
 
