@@ -111,7 +111,8 @@ class Settings:
     network_isolation: bool = False
     # how long a waiting task may take before it gives up
     job_timeout_seconds: int = 6 * 3600
-    check_interval_seconds: int = 30
+    # between two Describe* calls of a waiting task; fractions are fine (local_aws)
+    check_interval_seconds: float = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def s3_uri(self, *parts: str) -> str:
@@ -129,7 +130,8 @@ class Settings:
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {
         # local_aws answers a Describe* in milliseconds: poll often, notice job ends sooner
-        "check_interval_seconds": 1,
+        # (half a second per job ended is most of Airflow's share of a demo run)
+        "check_interval_seconds": 0.5,
         # a laptop: few, small child jobs, one xgboost thread each so they do not fight
         "tuning_max_jobs": 4,
         "tuning_max_parallel": 2,

@@ -17,7 +17,7 @@ def test_local_profile_is_the_default():
     settings = load_settings({})
     assert settings.profile == "local"
     assert settings.bucket == "mlops-local"
-    assert settings.check_interval_seconds == 1
+    assert settings.check_interval_seconds == 0.5
     assert settings.vpc_config is None
     assert settings.s3_uri("raw", "transactions/", "dt=2026-01-01") == (
         "s3://mlops-local/raw/transactions/dt=2026-01-01"
@@ -33,8 +33,10 @@ def test_overrides_are_typed():
             "MLOPS_SECURITY_GROUP_IDS": "sg-1",
             "MLOPS_JOB_TIMEOUT_SECONDS": "60",
             "MLOPS_KMS_KEY_ID": "",
+            "MLOPS_CHECK_INTERVAL_SECONDS": "0.25",
         }
     )
+    assert settings.check_interval_seconds == 0.25
     assert settings.bucket == "b1" and settings.network_isolation is True
     assert settings.vpc_config == {
         "Subnets": ["subnet-1", "subnet-2"],
@@ -62,6 +64,10 @@ def test_aws_profile_requires_bucket_and_role():
             "MLOPS_JOB_TIMEOUT_SECONDS='1h' is not a whole number",
         ),
         ({"MLOPS_EXTRA": "[1]"}, "MLOPS_EXTRA must be a JSON object"),
+        (
+            {"MLOPS_CHECK_INTERVAL_SECONDS": "often"},
+            "MLOPS_CHECK_INTERVAL_SECONDS='often' is not a number",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env, message):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -143,19 +144,19 @@ class DataQualityOperator(BaseOperator):
         hook.create_processing_job(
             config,
             wait_for_completion=not self.deferrable,
-            check_interval=interval,
+            check_interval=interval,  # type: ignore[arg-type]  # time.sleep() takes fractions
             max_ingestion_time=self.max_runtime_seconds,
         )
         if self.deferrable:
-            from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+            from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
 
             self.defer(
-                trigger=SageMakerTrigger(
+                trigger=SageMakerProgressTrigger(
                     job_name=name,
                     job_type="Processing",
                     waiter_delay=interval,
                     # the provider's default (60 attempts) would give up long before the job
-                    waiter_max_attempts=max(1, self.max_runtime_seconds // interval + 10),
+                    waiter_max_attempts=math.ceil(self.max_runtime_seconds / interval) + 10,
                     aws_conn_id=self.aws_conn_id,
                 ),
                 method_name="execute_complete",
