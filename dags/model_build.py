@@ -5,6 +5,8 @@
 validate_training_data  the data-quality gate (GX in a Processing job), one task per day
 → preprocess            Processing job: clean, features, time-based train/validation/test
                         split, baseline statistics for drift
+→ validate_training_features  the gate again, on what preprocess wrote (suite
+                        training_features): never train on a broken feature matrix
 → tune                  HyperParameterTuningJob over train.py (XGBoost script mode); the
                         objective is read from the training log by a MetricDefinition
 → evaluate              Processing job: PR-AUC, ROC-AUC, precision/recall at the chosen
@@ -130,6 +132,12 @@ def model_build():
             "end": window["end"],
         },
     )
+    validate_training_features = DataQualityOperator(
+        task_id="validate_training_features",
+        dataset="training_features",
+        partition=window["end"],
+        input_uri=preprocess.output["train_uri"],
+    )
     tune = TuningJobOperator(
         task_id="tune",
         request=jobs.tuning_request,
@@ -173,6 +181,7 @@ def model_build():
         window,
         validate_training_data,
         preprocess,
+        validate_training_features,
         tune,
         evaluate,
         quality_gate,

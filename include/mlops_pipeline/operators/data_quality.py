@@ -88,12 +88,12 @@ class DataQualityOperator(BaseOperator):
 
         settings = self._settings()
         root = suites.project_root(settings) if not self.gx_root else _path(self.gx_root)
-        try:
+        partition = _partition(self.partition, self.dataset)
+        try:  # a broken suite or a missing location fails the same way on every retry
             suite = suites.load_suite(root, self.dataset)
+            input_uri = self.input_uri or suites.partition_uri(suite, settings, partition)
         except suites.SuiteError as exc:
             raise AirflowFailException(str(exc)) from None
-        partition = _partition(self.partition, self.dataset)
-        input_uri = self.input_uri or suites.partition_uri(suite, settings, partition)
         s3 = self._s3()
         self._require_partition(s3, input_uri, partition)
 
