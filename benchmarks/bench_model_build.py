@@ -109,6 +109,8 @@ def _environment(home: str, aws: Any, bucket: str, group: str, days: int) -> dic
         AIRFLOW_HOME=home,
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        # as scripts/env.sh sets it for make demo / make up
+        AIRFLOW__AWS__SESSION_FACTORY="mlops_pipeline.aws_session.SharedLoaderSessionFactory",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         AIRFLOW_CONN_AWS_DEFAULT=json.dumps(connection),
         MLOPS_PROFILE="local",

@@ -7,6 +7,8 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# one botocore model loader per process instead of one per hook (see mlops_pipeline.aws_session)
+export AIRFLOW__AWS__SESSION_FACTORY="${AIRFLOW__AWS__SESSION_FACTORY:-mlops_pipeline.aws_session.SharedLoaderSessionFactory}"
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export MLOPS_PROFILE="${MLOPS_PROFILE:-local}"
 # The only thing that differs from AWS: where aws_default points.
