@@ -67,6 +67,13 @@ class ServerProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    def wait_for_output(self, text: str, timeout: float = 10) -> str:
+        """The output once ``text`` is in it: the server may log just after it answers."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.output
+
     def wait_ready(self) -> ServerProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -390,7 +397,7 @@ def test_user_handlers_in_model_code_dir(sk: SklearnModel, servers: list[ServerP
     status, _, out = server.invoke(b'{"instances": []}', "application/json")
     assert status == 500
     assert b"no instances to predict: got an empty list" in out
-    assert "no instances to predict" in server.output
+    assert "no instances to predict" in server.wait_for_output("no instances to predict")
     assert server.request("GET", "/ping")[0] == 200
 
 
