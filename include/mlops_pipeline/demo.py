@@ -174,6 +174,7 @@ def collect(demo: Demo) -> None:
         objective=tuning["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"],
         children=sum(tuning["TrainingJobStatusCounters"].values()),
         quality=_quality(demo, s3, lineage),
+        features_check=_features_check(demo, s3, lineage["data_window_end"]),
     )
     _copy_reports(demo, s3)
 
@@ -203,6 +204,18 @@ def _quality(demo: Demo, s3: Any, lineage: dict[str, str]) -> list[dict[str, Any
             }
         )
     return checked
+
+
+def _features_check(demo: Demo, s3: Any, end: str) -> str:
+    """The gate's verdict on the training features preprocess wrote for this run."""
+    from mlops_pipeline.quality.history import MetricHistoryStore
+    from mlops_pipeline.quality.request import history_prefix
+
+    store = MetricHistoryStore(s3, demo.settings.bucket, history_prefix(demo.settings))
+    entry = store.get("training_features", end)
+    if entry is None:
+        return "not checked"
+    return f"{entry.metrics.get('row_count', 0):,} training rows, {entry.status}"
 
 
 def _copy_reports(demo: Demo, s3: Any) -> None:
@@ -247,6 +260,8 @@ def summary(demo: Demo) -> str:
         f"  {len(quality)} partitions {quality[0]['partition']}..{quality[-1]['partition']}, "
         f"{rows:,} rows; the gate (suite 'transactions', a GX Processing job per day): "
         f"{verdicts}",
+        f"  training features (suite 'training_features', after preprocess): "
+        f"{facts['features_check']}",
         "Best hyperparameters",
         f"  {', '.join(f'{k}={_short(v)}' for k, v in sorted(facts['best'].items()))}",
         f"  {objective['MetricName']} = {objective['Value']:.4f}, best of "

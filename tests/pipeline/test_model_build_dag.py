@@ -205,6 +205,29 @@ def test_the_package_points_at_its_metrics_baseline_and_model(happy, sm, s3):
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
 
+def test_the_demo_summary_reads_what_the_run_left(happy, local_aws, tmp_path, monkeypatch):
+    from mlops_pipeline import demo
+    from mlops_pipeline.config import load_settings
+
+    for key, value in environment(happy.bucket, happy.group).items():
+        monkeypatch.setenv(key, value)
+    run = demo.Demo(
+        load_settings(), local_aws.url, tmp_path, DAY.date(), len(WINDOW), ROWS, started=0
+    )
+    demo.collect(run)
+    text = demo.summary(run)
+
+    arn = happy.xcom("register")["model_package_arn"]
+    assert arn in text
+    assert f"{len(WINDOW)} partitions {WINDOW[0]}..{WINDOW[-1]}" in text
+    assert "training features (suite 'training_features', after preprocess): " in text
+    assert "training rows, passed" in text or "training rows, warning" in text
+    assert happy.xcom("tune")["job_name"] in text
+    # the reports are copied next to the run's log
+    assert (tmp_path / "reports" / "evaluation.json").is_file()
+    assert (tmp_path / "reports" / "baseline.json").is_file()
+
+
 def test_the_package_records_its_lineage(happy, sm):
     package = sm.describe_model_package(
         ModelPackageName=happy.xcom("register")["model_package_arn"]
