@@ -248,25 +248,31 @@ def test_the_package_records_its_lineage(happy, sm):
 def test_every_job_carries_the_airflow_tags(happy, sm):
     run_id = happy.dag_run.run_id
     tune = happy.xcom("tune")
-    arns = {
-        "preprocess": happy.xcom("preprocess")["job_arn"],
-        "tune": tune["job_arn"],
-        "evaluate": happy.xcom("evaluate")["job_arn"],
+    # job ARN -> the task that started it
+    expected = {
+        happy.xcom("preprocess")["job_arn"]: "preprocess",
+        tune["job_arn"]: "tune",
+        happy.xcom("evaluate")["job_arn"]: "evaluate",
     }
     children = sm.list_training_jobs_for_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=tune["job_name"]
     )["TrainingJobSummaries"]
-    arns.update(
-        {"tune": tune["job_arn"], **{c["TrainingJobName"]: c["TrainingJobArn"] for c in children}}
-    )
-    for label, arn in arns.items():
+    expected.update({c["TrainingJobArn"]: "tune" for c in children})
+    # the data-quality gates' validation jobs too
+    gates = [ti for ti in happy.dag_run.get_task_instances() if ti.task_id.startswith("validate_")]
+    assert len(gates) == len(WINDOW) + 1
+    for ti in gates:
+        name = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)["job_name"]
+        expected[sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobArn"]] = (
+            ti.task_id
+        )
+    for arn, task in expected.items():
         tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
-        task = "tune" if label not in ("preprocess", "evaluate") else label
         assert tags == {
             "airflow_dag_id": "model_build",
             "airflow_run_id": run_id,
             "airflow_task_id": task,
-        }, label
+        }, arn
 
 
 def test_xcom_carries_names_arns_and_uris_only(happy):

@@ -8,6 +8,7 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from mlops_pipeline import naming
 from mlops_pipeline.config import load_settings, replace
 from mlops_pipeline.quality import request, severity
 from tests.conftest import unique, wait_for
@@ -37,7 +38,7 @@ def test_request_is_valid_for_the_sagemaker_api_with_security_settings():
         settings=settings,
         input_uri="s3://mlops-local/raw/transactions/dt=2026-01-05/",
         run=run,
-        tags={"dag_id": "model_build", "run_id": "r1", "task_id": "validate_training_data"},
+        tags=naming.airflow_tags("model_build", "r1", "validate_training_data"),
     )
     validate_against_botocore(payload)
     assert payload["AppSpecification"]["ImageUri"].endswith(

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mlops_pipeline import naming
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -128,7 +130,7 @@ class DataQualityOperator(BaseOperator):
             settings=settings,
             input_uri=input_uri,
             run=run,
-            tags={"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id},
+            tags=naming.airflow_tags(ti.dag_id, ti.run_id, ti.task_id),
             max_runtime_seconds=self.max_runtime_seconds,
             instance_type=self.instance_type,
         )

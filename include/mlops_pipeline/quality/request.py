@@ -50,7 +50,7 @@ def build_request(
     settings: Settings,
     input_uri: str,
     run: str,
-    tags: dict[str, str] | None = None,
+    tags: list[dict[str, str]] | None = None,
     max_runtime_seconds: int = 3600,
     volume_gb: int = 30,
     instance_type: str | None = None,
@@ -94,8 +94,8 @@ def build_request(
         "Environment": {"GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"},
     }
     secure_processing(request, settings)
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": str(v)[:256]} for k, v in sorted(tags.items())]
+    if tags:  # naming.airflow_tags(), as every job of the pipeline carries
+        request["Tags"] = tags
     return request
 
 
