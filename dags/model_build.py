@@ -41,7 +41,7 @@ import datetime as dt
 from airflow.sdk import chain, dag, task
 
 from mlops_pipeline import jobs
-from mlops_pipeline.assets import drift_asset
+from mlops_pipeline.assets import drift_asset, drifted_partition
 from mlops_pipeline.operators.data_quality import DataQualityOperator
 from mlops_pipeline.operators.sagemaker import (
     ModelQualityGateOperator,
@@ -66,40 +66,21 @@ def model_build():
     def select_data_window(**context) -> list[str]:
         """The window's partition dates (the gate maps over them); its start, end and a
         manifest of its files for the preprocess job go to XCom keys of their own."""
-        import json
-
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        from mlops_pipeline import rawdata
         from mlops_pipeline.config import load_settings
 
         settings = load_settings()
         dag_run, ti = context["dag_run"], context["ti"]
-        drifted = [
-            event.extra.get("partition")
-            for events in context["triggering_asset_events"].values()
-            for event in events
-            if event.extra.get("partition")
-        ]
         window = jobs.data_window(
             settings.training_window_days,
-            end=max(drifted) if drifted else None,
+            end=drifted_partition(context["triggering_asset_events"]),
             logical_date=dag_run.logical_date,
             run_after=dag_run.run_after,
         )
-        s3 = S3Hook().get_conn()
-        keys = [
-            obj["Key"]
-            for day in window.partitions
-            for obj in s3.list_objects_v2(
-                Bucket=settings.bucket, Prefix=f"{settings.raw_prefix.strip('/')}/dt={day}/"
-            ).get("Contents", [])
-            if not obj["Key"].rsplit("/", 1)[-1].startswith(("_", "."))
-        ]
         manifest_uri = jobs.build_paths(settings, job_run(context).key).manifest
-        if keys:  # a missing day is the gate's to report, by name
-            bucket, key = manifest_uri[5:].split("/", 1)
-            body = json.dumps(jobs.manifest(settings, keys))
-            s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        rawdata.write_manifest(S3Hook().get_conn(), settings, window.partitions, manifest_uri)
         ti.xcom_push("start", window.start.isoformat())
         ti.xcom_push("end", window.end.isoformat())
         ti.xcom_push("manifest_uri", manifest_uri)

@@ -8,7 +8,8 @@ that drifted: model_build then trains on the window ending that day.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from mlops_pipeline.config import Settings, load_settings
 
@@ -24,3 +25,15 @@ def drift_asset(settings: Settings | None = None) -> Asset:
 
     settings = settings or load_settings()
     return Asset(name=DRIFT_ASSET_NAME, uri=settings.s3_uri(DRIFT_PREFIX))
+
+
+def drifted_partition(triggering_asset_events: Mapping[Any, Iterable[Any]]) -> str | None:
+    """The latest ``partition`` the triggering drift events name, if any (a manual run has
+    no events)."""
+    days = [
+        event.extra.get("partition")
+        for events in triggering_asset_events.values()
+        for event in events
+        if (event.extra or {}).get("partition")
+    ]
+    return max(days) if days else None

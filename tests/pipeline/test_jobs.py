@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from mlops_pipeline import code, jobs
+from mlops_pipeline import code, jobs, rawdata
+from mlops_pipeline.assets import drifted_partition
 from mlops_pipeline.config import SettingsError, load_settings
 from mlops_pipeline.gate import Threshold
 
@@ -379,3 +380,51 @@ def test_publish_uploads_once_per_version(s3, bucket):
         s3.head_object(Bucket=bucket, Key=f"code/{first.version}/sourcedir.tar.gz")["LastModified"]
         == stamp["LastModified"]
     )
+
+
+def test_the_window_manifest_lists_the_window_files_only(s3, bucket):
+    settings = load_settings({"MLOPS_BUCKET": bucket})
+    for key in (
+        "raw/transactions/dt=2026-01-05/part-0.csv",
+        "raw/transactions/dt=2026-01-06/part-0.csv",
+        "raw/transactions/dt=2026-01-06/part-1.csv",
+        "raw/transactions/dt=2026-01-06/_SUCCESS",  # markers are not data
+        "raw/transactions/dt=2026-01-07/part-0.csv",  # outside the window
+    ):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    uri = f"s3://{bucket}/model-build/run/input/manifest.json"
+
+    assert rawdata.write_manifest(s3, settings, ["2026-01-05", "2026-01-06"], uri) == 3
+    body = json.loads(
+        s3.get_object(Bucket=bucket, Key="model-build/run/input/manifest.json")["Body"].read()
+    )
+    assert body == [
+        {"prefix": f"s3://{bucket}/raw/transactions/"},
+        "dt=2026-01-05/part-0.csv",
+        "dt=2026-01-06/part-0.csv",
+        "dt=2026-01-06/part-1.csv",
+    ]
+
+
+def test_an_empty_window_writes_no_manifest(s3, bucket):
+    settings = load_settings({"MLOPS_BUCKET": bucket})
+    uri = f"s3://{bucket}/model-build/run/input/manifest.json"
+    assert rawdata.write_manifest(s3, settings, ["2026-02-01"], uri) == 0
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+class Event:
+    def __init__(self, extra):
+        self.extra = extra
+
+
+def test_the_latest_drifted_partition_ends_the_window():
+    events = {
+        "card_fraud_drift": [
+            Event({"partition": "2026-03-02"}),
+            Event({"partition": "2026-03-04"}),
+        ],
+        "other": [Event({}), Event(None)],
+    }
+    assert drifted_partition(events) == "2026-03-04"
+    assert drifted_partition({}) is None  # a manual run
