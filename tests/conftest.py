@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,22 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+def admin(aws: Any, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+    """A local_aws admin call (``/_local_aws/...``: faults, as ``local-aws fault`` makes
+    them); its JSON answer. An HTTPError when local_aws refuses it."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        aws.url + path,
+        data=json.dumps(body or {}).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"null")
 
 
 def unique(prefix: str) -> str:

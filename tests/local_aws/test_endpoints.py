@@ -6,7 +6,6 @@ import json
 import os
 import statistics
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sklearn.linear_model import LinearRegression
 
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, ServerProcess, unique, wait_for
+from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, ServerProcess, admin, unique, wait_for
 from tests.jobkit import endpoint_config_request, model_request, upload_model, upload_source
 
 # The SageMaker scikit-learn container squeezes a one-row CSV to 1-D; real inference scripts
@@ -399,16 +398,11 @@ def test_variant_fault_is_a_model_error_counted_in_cloudwatch(
     local_aws, runtime, cloudwatch, served
 ):
     def set_fault(error_rate: float) -> None:
-        urllib.request.urlopen(
-            urllib.request.Request(
-                f"{local_aws.url}/_local_aws/faults/endpoints/{served}/variants/AllTraffic",
-                data=json.dumps(
-                    {"error_rate": error_rate, "latency_ms": 100 * error_rate, "status": 503}
-                ).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-        ).read()
+        admin(
+            local_aws,
+            f"/_local_aws/faults/endpoints/{served}/variants/AllTraffic",
+            {"error_rate": error_rate, "latency_ms": 100 * error_rate, "status": 503},
+        )
 
     started = time.time() - 60
     set_fault(1.0)

@@ -6,13 +6,12 @@ import datetime
 import json
 import textwrap
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROLE_ARN, unique, wait_for
+from tests.conftest import ROLE_ARN, admin, unique, wait_for
 from tests.jobkit import processing_request, s3_input, s3_output
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -324,14 +323,11 @@ def test_stop_fault_and_max_runtime_end_a_running_job(local_aws, sm, s3, logs, b
     )
 
     wait_for_log(logs, names["fault"], "sleeping")
-    urllib.request.urlopen(
-        urllib.request.Request(
-            f"{local_aws.url}/_local_aws/faults/processing-jobs/{names['fault']}/fail",
-            data=json.dumps({"reason": "InternalServerError: injected"}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-    ).read()
+    admin(
+        local_aws,
+        f"/_local_aws/faults/processing-jobs/{names['fault']}/fail",
+        {"reason": "InternalServerError: injected"},
+    )
 
     stopped = describe(sm, names["stop"])
     assert stopped["ProcessingJobStatus"] == "Stopped"

@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local_aws.server import LocalAWS, signing_service
-from tests.conftest import ServerProcess, unique, wait_for
+from tests.conftest import ServerProcess, admin, unique, wait_for
 from tests.jobkit import training_request, upload_source, wait_until_training
 
 
@@ -66,14 +66,14 @@ def test_throttling_fault_gives_throttling_exception(local_aws):
     raw = local_aws.client(
         "sagemaker", config=Config(retries={"max_attempts": 1, "mode": "standard"})
     )
-    post(local_aws, "/_local_aws/faults/throttle", {"fraction": 1.0, "operations": ["ListModels"]})
+    admin(local_aws, "/_local_aws/faults/throttle", {"fraction": 1.0, "operations": ["ListModels"]})
     try:
         with pytest.raises(ClientError) as err:
             raw.list_models()
         assert err.value.response["Error"]["Code"] == "ThrottlingException"
         raw.list_training_jobs(MaxResults=1)  # other operations are untouched
         # boto3's retries ride out a partial throttle, as against real AWS
-        post(local_aws, "/_local_aws/faults/throttle", {"fraction": 0.3, "seed": 7})
+        admin(local_aws, "/_local_aws/faults/throttle", {"fraction": 0.3, "seed": 7})
         retrying = local_aws.client(
             "sagemaker", config=Config(retries={"max_attempts": 10, "mode": "standard"})
         )
@@ -82,7 +82,7 @@ def test_throttling_fault_gives_throttling_exception(local_aws):
             retries += retrying.list_models()["ResponseMetadata"]["RetryAttempts"]
         assert retries > 0, "with a 30% throttle some of the calls must have been retried"
     finally:
-        post(local_aws, "/_local_aws/faults", None, method="DELETE")
+        admin(local_aws, "/_local_aws/faults", None, method="DELETE")
 
 
 def test_fail_job_fault(local_aws, sm, s3, bucket):
@@ -92,7 +92,7 @@ def test_fail_job_fault(local_aws, sm, s3, bucket):
     name = unique("fault-fail")
     sm.create_training_job(**training_request(name, bucket, source))
     wait_until_training(sm, name)
-    post(
+    admin(
         local_aws,
         f"/_local_aws/faults/training-jobs/{name}/fail",
         {"reason": "AlgorithmError: injected"},
@@ -100,17 +100,6 @@ def test_fail_job_fault(local_aws, sm, s3, bucket):
     job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "AlgorithmError: injected"
-
-
-def post(aws, path: str, body, method: str = "POST") -> dict:
-    request = urllib.request.Request(
-        aws.url + path,
-        data=json.dumps(body or {}).encode(),
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read())
 
 
 def test_restart_keeps_everything_and_fails_the_running_job(tmp_path):

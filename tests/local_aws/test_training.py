@@ -10,7 +10,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import unique, wait_for
+from tests.conftest import admin, unique, wait_for
 from tests.jobkit import training_request, upload_source, wait_until_training
 
 TRAIN = """
@@ -279,7 +279,6 @@ open(os.path.join(os.environ["SM_MODEL_DIR"], "started_at.txt"), "w").write(str(
 
 
 def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
-    import urllib.request
 
     source = upload_source(s3, bucket, "code/spot.tar.gz", {"train.py": SPOT})
     name = unique("train-spot")
@@ -294,13 +293,7 @@ def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
     sm.create_training_job(**request)
     wait_until_training(sm, name)
     time.sleep(1.8)  # a few epochs in
-    urllib.request.urlopen(
-        urllib.request.Request(
-            f"{local_aws.url}/_local_aws/faults/training-jobs/{name}/interrupt-spot",
-            data=b"{}",
-            method="POST",
-        )
-    ).read()
+    admin(local_aws, f"/_local_aws/faults/training-jobs/{name}/interrupt-spot")
     job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
 
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")

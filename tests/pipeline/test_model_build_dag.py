@@ -14,7 +14,7 @@ import json
 import re
 import threading
 import time
-import urllib.request
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ import pytest
 
 from mlops_pipeline import code, datagen, naming
 from mlops_pipeline.datagen import Corruption
-from tests.conftest import unique
+from tests.conftest import admin, unique
 from tests.jobkit import TRAINING_LOGS, log_lines
 
 pytestmark = pytest.mark.slow
@@ -129,13 +129,8 @@ def interrupt_first_checkpointed_child(
             except logs.exceptions.ResourceNotFoundException:
                 continue  # no log group before the first job writes
             if any(line.startswith("checkpoint saved") for line in lines):
-                request = urllib.request.Request(
-                    f"{local_aws.url}/_local_aws/faults/training-jobs/{name}/interrupt-spot",
-                    data=b"{}",
-                    method="POST",
-                )
                 try:
-                    urllib.request.urlopen(request).read()
+                    admin(local_aws, f"/_local_aws/faults/training-jobs/{name}/interrupt-spot")
                 except urllib.error.HTTPError:
                     continue  # it finished in between: try the next one
                 hit.append(name)

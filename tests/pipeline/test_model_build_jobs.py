@@ -14,7 +14,6 @@ import json
 import re
 import tarfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from mlops_pipeline import datagen
 from mlops_pipeline.config import SKLEARN_IMAGE, XGBOOST_IMAGE
 from mlops_pipeline.datagen import Corruption
 from tests import jobkit
-from tests.conftest import unique, wait_for
+from tests.conftest import admin, unique, wait_for
 from tests.jobkit import (
     endpoint_config_request,
     log_lines,
@@ -451,13 +450,7 @@ def test_spot_interruption_resumes_from_the_latest_checkpoint(
         assert status == "InProgress", f"the job ended ({status}) before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint was written within 120 s"
         time.sleep(0.2)
-    urllib.request.urlopen(
-        urllib.request.Request(
-            f"{local_aws.url}/_local_aws/faults/training-jobs/{name}/interrupt-spot",
-            data=b"{}",
-            method="POST",
-        )
-    ).read()
+    admin(local_aws, f"/_local_aws/faults/training-jobs/{name}/interrupt-spot")
     job = wait_for(
         lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus", timeout=300
     )
