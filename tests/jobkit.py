@@ -6,11 +6,12 @@ import io
 import tarfile
 import textwrap
 import time
+from dataclasses import dataclass
 from typing import Any
 
 # the request builders' own ProcessingInputs item, re-exported for the tests
 from mlops_pipeline.jobs import s3_input as s3_input
-from tests.conftest import ROLE_ARN, SKLEARN_IMAGE
+from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
 
 PROCESSING_CODE_DIR = "/opt/ml/processing/input/code"
 
@@ -48,6 +49,58 @@ def upload_model(s3: Any, bucket: str, key: str, model: Any) -> str:
     """Put ``model_tarball(model)`` at ``key``; return its URI (a ModelDataUrl)."""
     s3.put_object(Bucket=bucket, Key=key, Body=model_tarball(model))
     return f"s3://{bucket}/{key}"
+
+
+# -- hosting artifacts: models and inference code for endpoints ----------------------------
+# The SageMaker scikit-learn container squeezes a one-row CSV to 1-D; real inference scripts
+# reshape in predict_fn, and so does this one.
+INFERENCE = """
+import os
+import joblib
+import numpy as np
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def predict_fn(data, model):
+    return model.predict(np.atleast_2d(data))
+"""
+BROKEN = """
+def model_fn(model_dir):
+    raise ValueError("weights file is corrupt: retrain the model")
+"""
+
+
+@dataclass
+class Artifacts:
+    bucket: str
+    models: dict[str, Any]  # name -> the fitted model, for in-process predictions
+    data: dict[str, str]  # name -> model.tar.gz URI
+    code: str
+    broken_code: str
+
+
+def fit(coef: list[float], intercept: float) -> Any:
+    """A LinearRegression on 3 features with these coefficients."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.RandomState(0).rand(30, 3)
+    return LinearRegression().fit(x, x @ np.array(coef) + intercept)
+
+
+def upload_artifacts(s3: Any, prefix: str = "endpoints") -> Artifacts:
+    """Two fitted models (a, b), the inference script and a broken one, in a new bucket."""
+    bucket = unique(prefix)
+    s3.create_bucket(Bucket=bucket)
+    models = {"a": fit([1, 2, 3], 0.5), "b": fit([-1, 0, 1], 10.0)}
+    data = {
+        name: upload_model(s3, bucket, f"models/{name}/model.tar.gz", model)
+        for name, model in models.items()
+    }
+    code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
+    broken = upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN})
+    return Artifacts(bucket, models, data, code, broken)
 
 
 # -- requests --------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ endpoint sensor against local_aws: real model servers behind the endpoints they 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,48 +12,15 @@ from sklearn.linear_model import LinearRegression
 
 from tests.conftest import unique
 from tests.integration.provider_kit import run_dag, states, xcom
-from tests.jobkit import endpoint_config_request, model_request, upload_model, upload_source
+from tests.jobkit import Artifacts, endpoint_config_request, model_request, upload_artifacts
 
-INFERENCE = """
-import os
-import joblib
-
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-"""
-BROKEN = """
-def model_fn(model_dir):
-    raise ValueError("weights file is corrupt: retrain the model")
-"""
-# Two rows: the default sklearn handlers squeeze a one-row CSV to 1-D, as the container does.
+# A two-row CSV batch per call
 ROWS = [[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]]
-
-
-@dataclass
-class Artifacts:
-    models: dict[str, LinearRegression]
-    data: dict[str, str]  # name -> model.tar.gz URI
-    code: str
-    broken_code: str
-
-
-def fit(coef: list[float], intercept: float) -> LinearRegression:
-    x = np.random.RandomState(0).rand(20, 3)
-    return LinearRegression().fit(x, x @ np.array(coef) + intercept)
 
 
 @pytest.fixture(scope="module")
 def artifacts(s3) -> Artifacts:
-    bucket = unique("provider-hosting")
-    s3.create_bucket(Bucket=bucket)
-    models = {"a": fit([1, 2, 3], 0.5), "b": fit([-1, 0, 1], 10.0)}
-    data = {
-        name: upload_model(s3, bucket, f"models/{name}/model.tar.gz", model)
-        for name, model in models.items()
-    }
-    code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
-    broken = upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN})
-    return Artifacts(models, data, code, broken)
+    return upload_artifacts(s3, "provider-hosting")
 
 
 @pytest.fixture

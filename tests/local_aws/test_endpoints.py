@@ -7,7 +7,6 @@ import os
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,53 +16,9 @@ from botocore.exceptions import ClientError
 from sklearn.linear_model import LinearRegression
 
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, ServerProcess, admin, unique, wait_for
-from tests.jobkit import endpoint_config_request, model_request, upload_model, upload_source
+from tests.jobkit import Artifacts, endpoint_config_request, model_request, upload_artifacts
 
-# The SageMaker scikit-learn container squeezes a one-row CSV to 1-D; real inference scripts
-# reshape in predict_fn, and so does this one.
-INFERENCE = """
-import os
-import joblib
-import numpy as np
-
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-
-def predict_fn(data, model):
-    return model.predict(np.atleast_2d(data))
-"""
-BROKEN = """
-def model_fn(model_dir):
-    raise ValueError("weights file is corrupt: retrain the model")
-"""
 ROW = [1.0, 2.0, 3.0]
-
-
-@dataclass
-class Artifacts:
-    bucket: str
-    models: dict[str, LinearRegression]  # name -> the fitted model, for in-process predictions
-    data: dict[str, str]  # name -> model.tar.gz URI
-    code: str
-    broken_code: str
-
-
-def fit(coef: list[float], intercept: float) -> LinearRegression:
-    x = np.random.RandomState(0).rand(30, 3)
-    return LinearRegression().fit(x, x @ np.array(coef) + intercept)
-
-
-def upload_artifacts(s3: Any) -> Artifacts:
-    bucket = unique("endpoints")
-    s3.create_bucket(Bucket=bucket)
-    models = {"a": fit([1, 2, 3], 0.5), "b": fit([-1, 0, 1], 10.0)}
-    data = {
-        name: upload_model(s3, bucket, f"models/{name}/model.tar.gz", model)
-        for name, model in models.items()
-    }
-    code = upload_source(s3, bucket, "code/sourcedir.tar.gz", {"inference.py": INFERENCE})
-    broken = upload_source(s3, bucket, "code/broken.tar.gz", {"inference.py": BROKEN})
-    return Artifacts(bucket, models, data, code, broken)
 
 
 @pytest.fixture(scope="module")
