@@ -58,6 +58,14 @@ def test_scripts_import_only_what_the_framework_images_have(name):
     assert not foreign, f"{name} imports {foreign}: the framework images do not have them"
 
 
+def test_preprocess_keeps_the_generators_schema(preprocess):
+    """preprocess.py is a single self-contained file (the SDK uploads it alone), so it has
+    its own copy of the raw schema: the copy must stay the generator's."""
+    assert preprocess.RAW_COLUMNS == list(datagen.COLUMNS)
+    assert preprocess.MERCHANT_CATEGORIES == list(datagen.MERCHANT_CATEGORIES)
+    assert preprocess.CHANNELS == list(datagen.CHANNELS)
+
+
 def write_day(root: Path, day: dt.date, rows: int, corruptions: list[str] = ()) -> Path:
     path = root / f"dt={day.isoformat()}" / "part-00000.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,17 +6,9 @@ import datetime as dt
 import io
 from typing import Any
 
-CATEGORIES = (
-    "grocery",
-    "restaurants",
-    "gas",
-    "travel",
-    "electronics",
-    "online_retail",
-    "entertainment",
-    "health",
-)
-CHANNELS = ("pos", "online", "atm", "contactless")
+from mlops_pipeline.datagen import CHANNELS
+from mlops_pipeline.datagen import MERCHANT_CATEGORIES as CATEGORIES
+
 COUNTRIES = ("DE", "FR", "NL", "BE", "ES", "IT", "US", "GB", "NA")  # "NA" is Namibia, not null
 
 
