@@ -354,14 +354,19 @@ def test_a_corrupt_partition_stops_at_the_gate_before_any_training(
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=features)
 
 
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "waiting-in-task"])
 def test_a_failing_tuning_job_fails_the_run_with_the_reason(
-    local_aws, aws_conn, s3, sm, capfd, caplog
+    local_aws, aws_conn, s3, sm, capfd, caplog, deferrable
 ):
     bucket, group = unique("model-build-fail"), unique("card-fraud")
     write_data(s3, bucket)
     broken = {**HYPERPARAMETERS, "num_round": "0"}  # train.py refuses it
     env = environment(bucket, group, MLOPS_STATIC_HYPERPARAMETERS=json.dumps(broken))
-    run = run_model_build(capfd, env, s3)
+
+    def prepare(dag) -> None:
+        dag.task_dict["tune"].deferrable = deferrable
+
+    run = run_model_build(capfd, env, s3, prepare)
 
     assert run.dag_run.state == "failed"
     assert run.state("preprocess") == "success"

@@ -241,7 +241,7 @@ class _ReattachingJob(BaseOperator):
                 self.kind,
                 name,
             )
-            return self._finish(name)
+            return self._finish(name, description)
         else:
             self.log.info(
                 "re-attaching to %s job %s (%s), started by an earlier try: %s",
@@ -284,9 +284,7 @@ class _ReattachingJob(BaseOperator):
                 )
             self.log.info("%s job %s: %s", self.kind, name, progress_line(self.kind, description))
             time.sleep(interval)
-        if status != "Completed":
-            self._raise_for(name, description, {})
-        return self._finish(name)
+        return self._finish(name, description)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None
@@ -322,12 +320,11 @@ class _ReattachingJob(BaseOperator):
         """More than the FailureReason says, for the task log (e.g. the job's last log lines)."""
         return ""
 
-    def _finish(self, name: str) -> dict[str, Any]:
-        description = self._describe(name)
+    def _finish(self, name: str, description: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The result of a job that ended; ``description`` when the caller has just read it."""
+        description = description or self._describe(name)
         if description[self.status_key] != "Completed":
-            raise failure(
-                self.kind, name, description[self.status_key], description.get("FailureReason", "")
-            )
+            self._raise_for(name, description, {})
         result = {"job_name": name, "job_arn": self._arn(description), **self._result(description)}
         self.log.info("%s job %s completed: %s", self.kind, name, json.dumps(result, indent=1))
         return result
