@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings, load_settings
+from mlops_pipeline.jobs import DataWindow
+from mlops_pipeline.quality.history import MetricHistoryStore
+from mlops_pipeline.quality.request import history_prefix, run_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_END = dt.date(2026, 1, 7)
@@ -164,6 +167,7 @@ def collect(demo: Demo) -> None:
     )
     ranges = tuning["HyperParameterTuningJobConfig"]["ParameterRanges"]
     tuned = {r["Name"] for group in ranges.values() for r in group}
+    store = MetricHistoryStore(s3, settings.bucket, history_prefix(settings))
     demo.facts.update(
         package=package,
         lineage=lineage,
@@ -173,23 +177,22 @@ def collect(demo: Demo) -> None:
         best={k: v for k, v in training["HyperParameters"].items() if k in tuned},
         objective=tuning["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"],
         children=sum(tuning["TrainingJobStatusCounters"].values()),
-        quality=_quality(demo, s3, lineage),
-        features_check=_features_check(demo, s3, lineage["data_window_end"]),
+        quality=_quality(demo, s3, store, lineage),
+        features_check=_features_check(store, lineage["data_window_end"]),
     )
     _copy_reports(demo, s3)
 
 
-def _quality(demo: Demo, s3: Any, lineage: dict[str, str]) -> list[dict[str, Any]]:
-    from mlops_pipeline.quality.history import MetricHistoryStore
-    from mlops_pipeline.quality.request import history_prefix, run_uri
-
+def _quality(
+    demo: Demo, s3: Any, store: MetricHistoryStore, lineage: dict[str, str]
+) -> list[dict[str, Any]]:
     settings = demo.settings
-    store = MetricHistoryStore(s3, settings.bucket, history_prefix(settings))
-    start = dt.date.fromisoformat(lineage["data_window_start"])
-    end = dt.date.fromisoformat(lineage["data_window_end"])
+    window = DataWindow(
+        dt.date.fromisoformat(lineage["data_window_start"]),
+        dt.date.fromisoformat(lineage["data_window_end"]),
+    )
     checked = []
-    for i in range((end - start).days + 1):
-        day = (start + dt.timedelta(days=i)).isoformat()
+    for day in window.partitions:
         entry = store.get("transactions", day)
         result: dict[str, Any] = {}
         if entry is not None and entry.job_name:
@@ -206,12 +209,8 @@ def _quality(demo: Demo, s3: Any, lineage: dict[str, str]) -> list[dict[str, Any
     return checked
 
 
-def _features_check(demo: Demo, s3: Any, end: str) -> str:
+def _features_check(store: MetricHistoryStore, end: str) -> str:
     """The gate's verdict on the training features preprocess wrote for this run."""
-    from mlops_pipeline.quality.history import MetricHistoryStore
-    from mlops_pipeline.quality.request import history_prefix
-
-    store = MetricHistoryStore(s3, demo.settings.bucket, history_prefix(demo.settings))
     entry = store.get("training_features", end)
     if entry is None:
         return "not checked"
