@@ -12,6 +12,7 @@ from benchmarks import (
     bench_model_build,
     bench_quality,
     bench_transform,
+    bench_tuning,
 )
 from benchmarks.harness import Row, render
 
@@ -19,6 +20,7 @@ SUITES = {
     "jobs": bench_jobs.run,
     "endpoints": bench_endpoints.run,
     "transform": bench_transform.run,
+    "tuning": bench_tuning.run,
     "quality": bench_quality.run,
     "model_build": bench_model_build.run,
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -90,7 +89,7 @@ def model_server_processes(marker: str) -> list[int]:
 
 
 # -- serving -----------------------------------------------------------------------------------
-def test_endpoint_serves_csv_and_json_like_in_process(sm, runtime, logs, artifacts, served, capsys):
+def test_endpoint_serves_csv_and_json_like_in_process(sm, runtime, logs, artifacts, served):
     endpoint = sm.describe_endpoint(EndpointName=served)
     assert endpoint["EndpointArn"].endswith(f":endpoint/{served}")
     [variant] = endpoint["ProductionVariants"]
@@ -131,28 +130,7 @@ def test_endpoint_serves_csv_and_json_like_in_process(sm, runtime, logs, artifac
     [stream] = streams["logStreams"]
     assert stream["logStreamName"].startswith("AllTraffic/i-")
 
-    # Added latency of the whole stack over the same predict in-process, on a 1-row CSV.
-    body = ",".join(map(str, ROW)).encode()
-    x = np.array([ROW], dtype=np.float32)
-    for _ in range(20):  # warm up connections
-        runtime.invoke_endpoint(EndpointName=served, Body=body, ContentType="text/csv")
-    remote, local = [], []
-    for _ in range(300):
-        started = time.perf_counter()
-        runtime.invoke_endpoint(EndpointName=served, Body=body, ContentType="text/csv")[
-            "Body"
-        ].read()
-        remote.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        model.predict(x)
-        local.append(time.perf_counter() - started)
-    added_ms = (statistics.median(remote) - statistics.median(local)) * 1000
-    with capsys.disabled():
-        print(
-            f"\nInvokeEndpoint p50 {statistics.median(remote) * 1000:.2f} ms, in-process "
-            f"predict p50 {statistics.median(local) * 1000:.3f} ms: added p50 {added_ms:.2f} ms"
-        )
-    assert added_ms < 50  # a sanity bound; the benchmark holds the real target
+    # the latency this adds is measured by `make bench` (bench_endpoints), never asserted in a test
 
 
 def test_weighted_routing_target_variant_and_weight_updates(sm, runtime, artifacts):
