@@ -37,6 +37,19 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def host_opt_ml_untouched() -> Iterator[None]:
+    """Jobs, model servers and the toolkit see /opt/ml only in a namespace of their own:
+    after the whole suite, the host's /opt/ml is as it was (absent, on a clean machine)."""
+    from local_aws.sagemaker.jobs import HostOptMl
+
+    watch = HostOptMl()
+    yield
+    assert not watch.changed(), (
+        f"something wrote the host's /opt/ml during the tests: {watch.state()}"
+    )
+
+
 @pytest.fixture(scope="session")
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAWS]:
     aws = LocalAWS(tmp_path_factory.mktemp("local-aws"), port=0).start()

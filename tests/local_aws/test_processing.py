@@ -410,3 +410,42 @@ def test_list_processing_jobs_filters_sorts_and_pages(sm, s3, bucket):
         "LastModifiedTime",
         "ProcessingJobStatus",
     }
+
+
+# -- a private /opt/ml for every job -------------------------------------------------------------
+# What SKLearnProcessor examples do: paths hard-coded in the script, not passed as arguments.
+HARD_CODED = """
+import json, os, sys
+tag = sys.argv[1]
+summary = {"tag": tag, "inputs": sorted(os.listdir("/opt/ml/processing/input/data"))}
+with open("/opt/ml/processing/output/summary.json", "w") as fh:
+    json.dump(summary, fh)
+"""
+
+
+def test_concurrent_jobs_writing_the_same_hard_coded_opt_ml_path_keep_their_own_output(
+    sm, s3, bucket
+):
+    names = [unique("optml-a"), unique("optml-b")]
+    for name in names:
+        s3.put_object(Bucket=bucket, Key=f"{name}/in/{name}.csv", Body=b"x\n1\n")
+    requests = [
+        processing_request(
+            name,
+            code_uri=upload_script(s3, bucket, name, HARD_CODED),
+            arguments=[name],
+            inputs=[s3_input("data", f"s3://{bucket}/{name}/in/", "/opt/ml/processing/input/data")],
+            outputs=[s3_output("out", "/opt/ml/processing/output", f"s3://{bucket}/{name}/out")],
+        )
+        for name in names
+    ]
+    for request in requests:  # both at once: on a shared /opt/ml they would overwrite each other
+        sm.create_processing_job(**request)
+    for name in names:
+        job = describe(sm, name)
+        assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+        body = s3.get_object(Bucket=bucket, Key=f"{name}/out/summary.json")["Body"].read()
+        # its own tag and its own input: nothing of the other job's /opt/ml
+        assert json.loads(body) == {"tag": name, "inputs": [f"{name}.csv"]}
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{name}/out/")["Contents"]
+        assert [o["Key"] for o in listed] == [f"{name}/out/summary.json"]

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import admin, unique, wait_for
-from tests.jobkit import training_request, upload_source, wait_until_training
+from tests.jobkit import log_lines, training_request, upload_source, wait_until_training
 
 TRAIN = """
 import argparse, json, os, sys
@@ -319,3 +319,32 @@ def test_checkpoint_path_outside_opt_ml_is_rejected(sm, bucket):
     with pytest.raises(ClientError) as err:
         sm.create_training_job(**request)
     assert "CheckpointConfig.LocalPath must be a path under /opt/ml/" in str(err.value)
+
+
+LIST_CHANNEL = """
+import os
+print(f"channel train: {sorted(os.listdir('/opt/ml/input/data/train'))}", flush=True)
+os.makedirs("/opt/ml/model", exist_ok=True)
+open("/opt/ml/model/seen.txt", "w").write(",".join(sorted(os.listdir("/opt/ml/input/data/train"))))
+"""
+
+
+def test_a_script_sees_its_channel_at_the_hard_coded_opt_ml_path(sm, s3, logs, bucket):
+    name = unique("optml-train")
+    s3.put_object(Bucket=bucket, Key=f"{name}/train/part-1.csv", Body=b"1,2\n")
+    s3.put_object(Bucket=bucket, Key=f"{name}/train/part-2.csv", Body=b"3,4\n")
+    source = upload_source(s3, bucket, f"{name}/source.tar.gz", {"train.py": LIST_CHANNEL})
+    sm.create_training_job(
+        **training_request(name, bucket, source, channels={"train": f"s3://{bucket}/{name}/train/"})
+    )
+    job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    logged = log_lines(logs, "/aws/sagemaker/TrainingJobs", name)
+    assert any("channel train: ['part-1.csv', 'part-2.csv']" in line for line in logged), "\n".join(logged)
+    # /opt/ml/model was the job's own: it came back in model.tar.gz
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+    key = artifact.removeprefix(f"s3://{bucket}/")
+    with tarfile.open(
+        fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    ) as tar:
+        assert tar.extractfile("seen.txt").read() == b"part-1.csv,part-2.csv"  # type: ignore[union-attr]

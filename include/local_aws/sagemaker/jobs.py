@@ -1,17 +1,20 @@
 """What every SageMaker job shares: status bookkeeping, a sandbox, a watched subprocess.
 
 A job is a thread in the server process. Its user code runs in a subprocess (its own
-process group, so a stop kills the whole tree) whose output streams to CloudWatch Logs.
+process group, so a stop kills the whole tree) whose output streams to CloudWatch Logs, in
+a mount namespace of its own where the job's sandbox is /opt/ml (:mod:`private_opt_ml`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from local_aws.sagemaker import private_opt_ml
 from local_aws.sagemaker.api import now
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.warm import WarmProcess
@@ -177,10 +181,11 @@ class Job(threading.Thread):
         self.check_ended()
         tail: deque[str] = deque(maxlen=30)
         proc: subprocess.Popen[str] | WarmProcess
+        host_opt_ml = HostOptMl.watch()
         if cmd is None:
-            proc = WarmProcess(env, cwd)
+            proc = WarmProcess(env, cwd, sandbox=self.sandbox)
         else:
-            proc = spawn(cmd, cwd=cwd, env=env)
+            proc = spawn(cmd, cwd=cwd, env=env, sandbox=self.sandbox)
         with self._proc_lock:
             self._proc = proc
         if self._end_request is not None or self._spot_interrupt.is_set():
@@ -207,6 +212,14 @@ class Job(threading.Thread):
             self._spot_interrupt.clear()
             raise SpotInterruption()
         self.check_ended()
+        if host_opt_ml is not None and host_opt_ml.changed():
+            raise JobEnded(
+                "Failed",
+                "ClientError: the job wrote to /opt/ml on the host: local_aws could not give it "
+                f"a private /opt/ml here ({isolation_unavailable()}); use the paths in the SM_* "
+                "and SAGEMAKER_BASE_DIR environment variables, or run local_aws where Linux "
+                "mount namespaces are allowed",
+            )
         return code, list(tail)
 
     def _runtime_exceeded(self) -> None:
@@ -250,8 +263,15 @@ def base_env(backend: Backend) -> dict[str, str]:
 
 
 # -- processes of user code (jobs and model servers) -----------------------------------------
-def spawn(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start ``cmd`` with its output as text lines on ``stdout`` (stderr merged)."""
+def spawn(
+    cmd: list[str], *, cwd: Path, env: dict[str, str], sandbox: Path | None = None
+) -> subprocess.Popen[str]:
+    """Start ``cmd`` with its output as text lines on ``stdout`` (stderr merged).
+
+    With a ``sandbox``, the process sees that directory at /opt/ml and no other job's.
+    """
+    if sandbox is not None:
+        cmd = in_private_opt_ml(sandbox, cmd)
     return subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -264,6 +284,63 @@ def spawn(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen
         bufsize=1,
         start_new_session=True,  # its own process group: a stop kills the whole tree
     )
+
+
+def in_private_opt_ml(sandbox: Path, cmd: list[str]) -> list[str]:
+    """``cmd`` run through the launcher that makes ``sandbox`` its /opt/ml (then execs it)."""
+    return [sys.executable, "-I", "-S", private_opt_ml.__file__, str(sandbox), *cmd]
+
+
+_isolation: list[str | None] = []  # the probe's answer, once per server process
+_isolation_lock = threading.Lock()
+
+
+def isolation_unavailable() -> str | None:
+    """None when job processes get a private /opt/ml here, else the reason they cannot."""
+    with _isolation_lock:
+        if not _isolation:
+            with tempfile.TemporaryDirectory(prefix="opt-ml-probe-") as tmp:
+                Path(tmp, "probe").touch()
+                probe = subprocess.run(
+                    in_private_opt_ml(Path(tmp), ["/bin/sh", "-c", "test -e /opt/ml/probe"]),
+                    capture_output=True,
+                    text=True,
+                )
+            notice = probe.stdout.strip() or probe.stderr.strip()
+            _isolation.append(
+                None if probe.returncode == 0 else notice or f"exit code {probe.returncode}"
+            )
+            if _isolation[0]:
+                log.warning("job processes share the host's /opt/ml: %s", _isolation[0])
+        return _isolation[0]
+
+
+class HostOptMl:
+    """What the host's /opt/ml holds, to tell whether a job wrote there (no isolation only)."""
+
+    def __init__(self) -> None:
+        self.before = self.state()
+
+    @classmethod
+    def watch(cls) -> HostOptMl | None:
+        return None if isolation_unavailable() is None else cls()
+
+    @staticmethod
+    def state() -> list[tuple[str, int, int]] | None:
+        root = Path(private_opt_ml.OPT_ML)
+        if not root.exists():
+            return None
+        found = []
+        for folder, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    found.append((path, st.st_mtime_ns, st.st_size))
+        return sorted(found)
+
+    def changed(self) -> bool:
+        return self.state() != self.before
 
 
 def signal_group(pid: int, sig: int) -> None:

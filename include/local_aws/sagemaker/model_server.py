@@ -225,7 +225,8 @@ class ModelServer:
         with self._lock:
             if self._stopping:  # stopped while it downloaded: start nothing that would leak
                 raise ModelServerError("The model server was stopped before it started")
-            self._proc = spawn(cmd, cwd=self.workdir, env=env)
+            # the workdir holds model/ and code/: the server sees them as /opt/ml/model, /opt/ml/code
+            self._proc = spawn(cmd, cwd=self.workdir, env=env, sandbox=self.workdir)
         threading.Thread(
             target=self._pump, name=f"model-server:{self.log_stream}", daemon=True
         ).start()

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local_aws.sagemaker import images, s3io
+from local_aws.sagemaker import images, private_opt_ml, s3io
 from local_aws.sagemaker.api import (
     create_record,
     list_page,
@@ -33,6 +33,7 @@ from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.errors import ResourceInUse, ValidationException
 from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded, request_stop
+from local_aws.sagemaker.private_opt_ml import CANNOT_RUN
 
 KIND = "processing-jobs"
 HOST = "algo-1"
@@ -258,6 +259,13 @@ class ProcessingJob(Job):
                 ) from exc
         finally:
             logs.close()
+        if code == private_opt_ml.EXEC_FAILED and tail and tail[-1].startswith(CANNOT_RUN):
+            # the launcher could not exec the entrypoint (missing, no execute bit)
+            raise JobEnded(
+                "Failed",
+                "ClientError: could not start the ContainerEntrypoint: "
+                + tail[-1].removeprefix(CANNOT_RUN),
+            )
         if code != 0:
             raise JobEnded("Failed", algorithm_error(code, tail))
         message = self.sandbox / "output" / "message"

@@ -130,9 +130,9 @@ class WarmProcess:
     Thread-safe: the job thread and a stopping thread may wait on it at the same time.
     """
 
-    def __init__(self, env: dict[str, str], cwd: Path):
+    def __init__(self, env: dict[str, str], cwd: Path, *, sandbox: Path):
         spec = cwd / ".toolkit-spec.json"
-        spec.write_text(json.dumps({"env": env, "cwd": str(cwd)}))
+        spec.write_text(json.dumps({"env": env, "cwd": str(cwd), "sandbox": str(sandbox)}))
         read_fd, write_fd = os.pipe()
         self._zygote = zygote()
         try:

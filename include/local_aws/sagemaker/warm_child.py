@@ -1,6 +1,8 @@
 """The toolkit zygote: imports the SageMaker training toolkit once, forks one child per job.
 
 Run by :mod:`local_aws.sagemaker.warm` as ``python -m local_aws.sagemaker.warm_child FD``.
+The zygote lives in a mount namespace of its own with an empty /opt/ml (importing the
+toolkit creates /opt/ml/code); each child enters one more, where /opt/ml is its job's sandbox.
 """
 
 from __future__ import annotations
@@ -11,34 +13,49 @@ import os
 import select
 import socket
 import sys
+from types import ModuleType
 
-# The point of this process: pay for these imports once.
-import sagemaker_training.environment
-import sagemaker_training.intermediate_output
-from sagemaker_training import trainer
+from local_aws.sagemaker import private_opt_ml
 
 
-def _run_job(spec_path: str, output_fd: int) -> int:
+def _run_job(toolkit: dict[str, ModuleType], spec_path: str, output_fd: int) -> int:
     os.setsid()  # its own process group, so a stop kills the user script too
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
     os.close(output_fd)
     with open(spec_path) as fh:
         spec = json.load(fh)
+    try:
+        private_opt_ml.enter(spec["sandbox"])
+    except OSError as exc:
+        print(f"{private_opt_ml.NOTICE} ({exc})", flush=True)
     os.environ.clear()
     os.environ.update(spec["env"])
     os.chdir(spec["cwd"])
     # The toolkit reads SAGEMAKER_BASE_DIR into module constants at import: re-read them.
-    importlib.reload(sagemaker_training.environment)
-    importlib.reload(sagemaker_training.intermediate_output)
+    importlib.reload(toolkit["environment"])
+    importlib.reload(toolkit["intermediate_output"])
     try:
-        trainer.train()  # exits with the job's code, as the container's entry point does
+        toolkit["trainer"].train()  # exits with the job's code, as the container's entry point does
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return 0
 
 
+def _load_toolkit() -> dict[str, ModuleType]:
+    """The point of this process: pay for these imports once, in its own /opt/ml."""
+    try:
+        private_opt_ml.enter(None)
+    except OSError:
+        pass  # every job's child tries again and logs why it could not
+    return {
+        name: importlib.import_module(f"sagemaker_training.{name}")
+        for name in ("environment", "intermediate_output", "trainer")
+    }
+
+
 def serve(sock: socket.socket) -> None:
+    toolkit = _load_toolkit()
     jobs: dict[int, int] = {}  # child pid → request id
     parent = os.getppid()
     while True:
@@ -60,7 +77,7 @@ def serve(sock: socket.socket) -> None:
                 sock.close()
                 code = 1
                 try:
-                    code = _run_job(request["spec"], fds[0])
+                    code = _run_job(toolkit, request["spec"], fds[0])
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()
