@@ -17,19 +17,9 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from local_aws.gaps import signing_service
+
 log = logging.getLogger(__name__)
-
-_SCOPE_MARK = "Credential="
-
-
-def signing_service(environ: dict[str, Any]) -> str | None:
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    start = auth.find(_SCOPE_MARK)
-    if start < 0:
-        return None
-    scope = auth[start + len(_SCOPE_MARK) :].split(",", 1)[0]
-    parts = scope.split("/")
-    return parts[3].lower() if len(parts) >= 5 else None
 
 
 class Dispatcher:
@@ -43,6 +33,16 @@ class Dispatcher:
         ):
             return self.sagemaker_app(environ, start_response)
         return self.moto_app(environ, start_response)
+
+
+def moto_serves(moto_app: Any) -> Any:
+    """Whether moto has a backend for a signed request's service (as its dispatcher decides)."""
+
+    def serves(environ: dict[str, Any]) -> bool:
+        host = moto_app.infer_service_region_host(environ, environ.get("PATH_INFO", ""))
+        return host is not None and moto_app.get_backend_for_host(host) is not None
+
+    return serves
 
 
 def is_loopback(host: str) -> bool:
@@ -107,6 +107,7 @@ class LocalAWS:
             create_backend_app,
         )
 
+        from local_aws import gaps
         from local_aws.journal import Journal, fast_moto_routing
         from local_aws.sagemaker.app import SageMakerApp
         from local_aws.sagemaker.backend import Backend
@@ -122,7 +123,7 @@ class LocalAWS:
         replayed = self.journal.replay(moto_app)
         if replayed:
             log.info("restored %d S3/Logs/CloudWatch/IAM changes from %s", replayed, self.data_dir)
-        dispatcher = Dispatcher(self.journal.wrap(moto_app), None)
+        dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(moto_app), moto_serves(moto_app)), None)
         self._server = make_server(
             self.host, self.port, dispatcher, threaded=True, request_handler=MotoRequestHandler
         )

@@ -12,7 +12,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local_aws.server import LocalAWS, signing_service
+from local_aws.gaps import signing_service
+from local_aws.server import LocalAWS
 from tests.conftest import ServerProcess, admin, unique, wait_for
 from tests.jobkit import training_request, upload_source, wait_until_training
 
@@ -36,6 +37,41 @@ def test_signing_service_reads_the_credential_scope():
     )
     assert signing_service({"HTTP_AUTHORIZATION": auth}) == "sagemaker"
     assert signing_service({}) is None
+
+
+def test_iam_simulate_principal_policy_allows_every_action(local_aws):
+    # The SageMaker SDK checks its role this way; local_aws enforces no IAM policy.
+    iam = local_aws.client("iam")
+    result = iam.simulate_principal_policy(
+        PolicySourceArn="arn:aws:iam::123456789012:role/SageMakerExecution",
+        ActionNames=["s3:PutObject", "s3:GetObject"],
+        ResourceArns=["arn:aws:s3:::bucket/*"],
+    )
+    assert [
+        (r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"])
+        for r in result["EvaluationResults"]
+    ] == [
+        ("s3:PutObject", "arn:aws:s3:::bucket/*", "allowed"),
+        ("s3:GetObject", "arn:aws:s3:::bucket/*", "allowed"),
+    ]
+    assert result["IsTruncated"] is False
+
+
+def test_unserved_services_and_actions_get_an_aws_error_at_once(local_aws):
+    # no backend for the service at all (a REST-JSON protocol)
+    with pytest.raises(ClientError) as err:
+        local_aws.client("codeartifact").list_domains()
+    assert err.value.response["Error"]["Code"] == "NotImplemented"
+    assert "local_aws does not serve codeartifact" in err.value.response["Error"]["Message"]
+    assert err.value.response["ResponseMetadata"]["RetryAttempts"] == 0  # answered, not retried
+    # a service moto serves, an action it lacks (a query-protocol service: an XML error)
+    with pytest.raises(ClientError) as err:
+        local_aws.client("iam").simulate_custom_policy(
+            PolicyInputList=["{}"], ActionNames=["s3:GetObject"]
+        )
+    assert err.value.response["Error"]["Code"] == "NotImplemented"
+    assert "iam:SimulateCustomPolicy" in err.value.response["Error"]["Message"]
+    assert err.value.response["ResponseMetadata"]["RetryAttempts"] == 0
 
 
 def test_refuses_non_loopback_without_the_flag(tmp_path):

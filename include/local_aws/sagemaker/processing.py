@@ -173,6 +173,47 @@ def map_argument(sandbox: Path, arg: str, *, field: str) -> str:
     return f"{flag}{sep}{mapped}"
 
 
+def container_command(
+    sandbox: Path, spec: dict[str, Any], env: dict[str, str], *, field: str
+) -> list[str]:
+    """The command of ``spec``'s ContainerEntrypoint + ContainerArguments, as the image runs it.
+
+    ``python3`` is local_aws's interpreter (the framework images' Python, with the same
+    libraries); other programs are the machine's own. /opt/ml paths in the command line also
+    point into the sandbox, for hosts where jobs cannot have a private /opt/ml.
+    """
+    entrypoint = spec["ContainerEntrypoint"]
+    args = [
+        map_argument(sandbox, a, field=f"{field}.ContainerEntrypoint.{i}")
+        for i, a in enumerate(entrypoint[1:], 2)
+    ] + [
+        map_argument(sandbox, a, field=f"{field}.ContainerArguments.{i}")
+        for i, a in enumerate(spec.get("ContainerArguments", []), 1)
+    ]
+    executable = entrypoint[0]
+    if _PYTHON.fullmatch(os.path.basename(executable)):
+        executable = sys.executable
+    elif _is_opt_ml(executable):
+        executable = map_argument(sandbox, executable, field=f"{field}.ContainerEntrypoint.1")
+    elif shutil.which(executable, path=env.get("PATH")) is None:
+        raise JobEnded(
+            "Failed",
+            f"ClientError: ContainerEntrypoint executable {executable!r} is not available "
+            "on the local machine; local_aws runs python3 and the machine's own programs",
+        )
+    return [executable, *args]
+
+
+def could_not_start(code: int, tail: list[str]) -> str | None:
+    """The FailureReason when the launcher could not exec the entrypoint (missing, no
+    execute bit), else None."""
+    if code == private_opt_ml.EXEC_FAILED and tail and tail[-1].startswith(CANNOT_RUN):
+        return "ClientError: could not start the ContainerEntrypoint: " + tail[-1].removeprefix(
+            CANNOT_RUN
+        )
+    return None
+
+
 @operation("DescribeProcessingJob")
 def describe_processing_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
     return shape_response("DescribeProcessingJob", _get(backend, p["ProcessingJobName"]))
@@ -241,7 +282,7 @@ class ProcessingJob(Job):
         self.check_ended()
 
         env = self.job_env({**job.get("Environment", {}), "SAGEMAKER_BASE_DIR": str(self.sandbox)})
-        cmd = self._command(app, env)
+        cmd = container_command(self.sandbox, app, env, field="AppSpecification")
         logs = self.log_stream(f"{self.job_name}/{HOST}-{int(time.time())}")
         try:
             self._notices(job, logs)
@@ -259,13 +300,9 @@ class ProcessingJob(Job):
                 ) from exc
         finally:
             logs.close()
-        if code == private_opt_ml.EXEC_FAILED and tail and tail[-1].startswith(CANNOT_RUN):
-            # the launcher could not exec the entrypoint (missing, no execute bit)
-            raise JobEnded(
-                "Failed",
-                "ClientError: could not start the ContainerEntrypoint: "
-                + tail[-1].removeprefix(CANNOT_RUN),
-            )
+        not_started = could_not_start(code, tail)
+        if not_started:
+            raise JobEnded("Failed", not_started)
         if code != 0:
             raise JobEnded("Failed", algorithm_error(code, tail))
         message = self.sandbox / "output" / "message"
@@ -302,31 +339,6 @@ class ProcessingJob(Job):
         (config / "resourceconfig.json").write_text(
             json.dumps({"current_host": RESOLVABLE_HOST, "hosts": [RESOLVABLE_HOST]})
         )
-
-    def _command(self, app: dict[str, Any], env: dict[str, str]) -> list[str]:
-        entrypoint = app["ContainerEntrypoint"]
-        args = [
-            map_argument(self.sandbox, a, field=f"AppSpecification.ContainerEntrypoint.{i}")
-            for i, a in enumerate(entrypoint[1:], 2)
-        ] + [
-            map_argument(self.sandbox, a, field=f"AppSpecification.ContainerArguments.{i}")
-            for i, a in enumerate(app.get("ContainerArguments", []), 1)
-        ]
-        executable = entrypoint[0]
-        if _PYTHON.fullmatch(os.path.basename(executable)):
-            # the framework image's python3 is this interpreter, with the same libraries
-            executable = sys.executable
-        elif _is_opt_ml(executable):
-            executable = map_argument(
-                self.sandbox, executable, field="AppSpecification.ContainerEntrypoint.1"
-            )
-        elif shutil.which(executable, path=env.get("PATH")) is None:
-            raise JobEnded(
-                "Failed",
-                f"ClientError: ContainerEntrypoint executable {executable!r} is not available "
-                "on the local machine; local_aws runs python3 and the machine's own programs",
-            )
-        return [executable, *args]
 
     def _notices(self, job: dict[str, Any], logs: LogStream) -> None:
         """Tell the user, in the job's own log, where local_aws differs from the real thing."""

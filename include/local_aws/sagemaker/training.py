@@ -1,5 +1,5 @@
 """Training jobs: script mode through the SageMaker training toolkit, as in the framework
-containers, with SAGEMAKER_BASE_DIR standing in for /opt/ml."""
+containers, or the request's ContainerEntrypoint; each in a private /opt/ml."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from local_aws.sagemaker.jobs import (
     failure_reason,
     request_stop,
 )
+from local_aws.sagemaker.processing import container_command, could_not_start
 
 KIND = "training-jobs"
 HOST = "algo-1"
@@ -102,6 +103,10 @@ def _check_request(p: dict[str, Any]) -> None:
             Backend.map_opt_ml(
                 Path("/"), checkpoint["LocalPath"], field="CheckpointConfig.LocalPath"
             )
+
+
+def _entrypoint(job: dict[str, Any]) -> list[str]:
+    return list(job["AlgorithmSpecification"].get("ContainerEntrypoint") or [])
 
 
 @operation("DescribeTrainingJob")
@@ -179,12 +184,13 @@ class TrainingJob(Job):
                 "Failed", "ClientError: local_aws supports the File and FastFile input modes"
             )
         hps = job.get("HyperParameters", {})
-        if "sagemaker_program" not in hps:
+        if "sagemaker_program" not in hps and not _entrypoint(job):
             raise JobEnded(
                 "Failed",
-                "ClientError: local_aws runs script-mode training: set the sagemaker_program "
-                "and sagemaker_submit_directory hyperparameters (the SageMaker SDK's "
-                "framework estimators do)",
+                "ClientError: local_aws runs script-mode training or the "
+                "AlgorithmSpecification.ContainerEntrypoint: set the sagemaker_program and "
+                "sagemaker_submit_directory hyperparameters (the SageMaker SDK's framework "
+                "estimators do) or a ContainerEntrypoint (its ModelTrainer does)",
             )
         self.interruptions = 0
         self.run_seconds = 0.0
@@ -241,16 +247,23 @@ class TrainingJob(Job):
                 "TRAINING_JOB_NAME": self.job_name,
                 "TRAINING_JOB_ARN": job["TrainingJobArn"],
                 "SM_LOG_LEVEL": "20",
-                "SAGEMAKER_TRAINING_MODULE": "local_aws.sagemaker.framework:main",
                 **job.get("Environment", {}),
             }
         )
+        cmd = None  # fork the toolkit (sagemaker_training.cli.train) from the warm server
+        if _entrypoint(job):
+            # the image's command as the request overrides it (the SDK v3's ModelTrainer
+            # runs its own driver, sm_train.sh, this way)
+            cmd = container_command(
+                base, job["AlgorithmSpecification"], env, field="AlgorithmSpecification"
+            )
+        else:
+            env["SAGEMAKER_TRAINING_MODULE"] = "local_aws.sagemaker.framework:main"
         started = time.monotonic()
         timeout = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         try:
-            # None: fork the toolkit (sagemaker_training.cli.train) from the warm server
             code, tail = self.run_process(
-                None,
+                cmd,
                 env=env,
                 cwd=base,
                 logs=logs,
@@ -261,6 +274,9 @@ class TrainingJob(Job):
             self.run_seconds += time.monotonic() - started
             logs.close()
             self._publish_metrics()
+        not_started = could_not_start(code, tail)
+        if not_started:
+            raise JobEnded("Failed", not_started)
         if code != 0:
             raise JobEnded(
                 "Failed", failure_reason("AlgorithmError", code, tail, base / "output" / "failure")
