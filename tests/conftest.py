@@ -151,11 +151,13 @@ def admin(aws: Any, path: str, body: dict[str, Any] | None = None, method: str =
     import json
     import urllib.request
 
+    from local_aws.guard import TOKEN_HEADER, read_token
+
     request = urllib.request.Request(
         aws.url + path,
         data=json.dumps(body or {}).encode(),
         method=method,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", TOKEN_HEADER: read_token(aws.data_dir)},
     )
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read() or b"null")

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from local_aws.guard import TOKEN_HEADER, read_token
+
 DEFAULT_URL = "http://127.0.0.1:4566"
 
 
@@ -30,12 +32,24 @@ def main(argv: list[str] | None = None) -> int:
         help="allow binding an address other than loopback (there is no authentication)",
     )
     serve.add_argument("--keep-sandboxes", action="store_true", help="keep job dirs after success")
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow cross-origin requests from this web origin (repeatable; default: none)",
+    )
 
     for name in ("health", "fault"):
         p = sub.add_parser(
             name, help="check a running local_aws" if name == "health" else "inject a fault"
         )
         p.add_argument("--endpoint-url", default=DEFAULT_URL)
+        p.add_argument(
+            "--data-dir",
+            default=".local-aws",
+            help="the server's data dir, where its admin token is (default: .local-aws)",
+        )
         if name == "fault":
             faults = p.add_subparsers(dest="fault", required=True)
             t = faults.add_parser(
@@ -63,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "health":
-        return _admin(args.endpoint_url, "GET", "/_local_aws/health")
-    return _fault(args)
+        return _admin(args.endpoint_url, "GET", "/_local_aws/health", token="")
+    try:
+        token = read_token(args.data_dir)
+    except FileNotFoundError as exc:
+        print(f"local-aws: {exc}", file=sys.stderr)
+        return 1
+    return _fault(args, token)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -81,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
             region=args.region,
             allow_non_loopback=args.allow_non_loopback,
             keep_sandboxes=args.keep_sandboxes,
+            cors_origins=tuple(args.cors_origin),
         )
         aws.start()
     except (ValueError, OSError) as exc:
@@ -96,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fault(args: argparse.Namespace) -> int:
+def _fault(args: argparse.Namespace, token: str) -> int:
     url = args.endpoint_url
     if args.fault == "throttle":
         ops = args.operations.split(",") if args.operations else None
@@ -105,31 +125,30 @@ def _fault(args: argparse.Namespace) -> int:
             "POST",
             "/_local_aws/faults/throttle",
             {"fraction": args.fraction, "operations": ops},
+            token=token,
         )
     if args.fault == "fail-job":
-        return _admin(
-            url, "POST", f"/_local_aws/faults/{args.kind}/{args.name}/fail", {"reason": args.reason}
-        )
+        path = f"/_local_aws/faults/{args.kind}/{args.name}/fail"
+        return _admin(url, "POST", path, {"reason": args.reason}, token=token)
     if args.fault == "interrupt-spot":
-        return _admin(url, "POST", f"/_local_aws/faults/training-jobs/{args.name}/interrupt-spot")
+        path = f"/_local_aws/faults/training-jobs/{args.name}/interrupt-spot"
+        return _admin(url, "POST", path, token=token)
     if args.fault == "variant":
         body = {"error_rate": args.error_rate, "latency_ms": args.latency_ms, "status": args.status}
-        return _admin(
-            url,
-            "POST",
-            f"/_local_aws/faults/endpoints/{args.endpoint}/variants/{args.variant}",
-            body,
-        )
-    return _admin(url, "DELETE", "/_local_aws/faults")
+        path = f"/_local_aws/faults/endpoints/{args.endpoint}/variants/{args.variant}"
+        return _admin(url, "POST", path, body, token=token)
+    return _admin(url, "DELETE", "/_local_aws/faults", token=token)
 
 
-def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+def _admin(
+    url: str, method: str, path: str, body: dict[str, Any] | None = None, *, token: str
+) -> int:
     data = json.dumps(body or {}).encode()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers[TOKEN_HEADER] = token
     request = urllib.request.Request(
-        url + path,
-        data=data if method != "GET" else None,
-        method=method,
-        headers={"Content-Type": "application/json"},
+        url + path, data=data if method != "GET" else None, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

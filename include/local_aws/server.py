@@ -75,11 +75,12 @@ class LocalAWS:
         allow_non_loopback: bool = False,
         region: str = "us-east-1",
         keep_sandboxes: bool = False,
+        cors_origins: tuple[str, ...] = (),
     ):
         if not is_loopback(host):
             if not allow_non_loopback:
                 raise ValueError(
-                    f"refusing to bind {host}: local_aws has no authentication, so it binds "
+                    f"refusing to bind {host}: local_aws checks no credentials, so it binds "
                     "loopback only; pass allow_non_loopback=True (--allow-non-loopback) to override"
                 )
             warnings.warn(
@@ -90,6 +91,8 @@ class LocalAWS:
         self.data_dir = Path(data_dir).resolve()
         self.host, self.port, self.region = host, port, region
         self.keep_sandboxes = keep_sandboxes
+        self.cors_origins = tuple(cors_origins)
+        self.admin_token = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.backend: Any = None
@@ -107,12 +110,13 @@ class LocalAWS:
             create_backend_app,
         )
 
-        from local_aws import gaps
+        from local_aws import gaps, guard
         from local_aws.journal import Journal, fast_moto_routing
         from local_aws.sagemaker.app import SageMakerApp
         from local_aws.sagemaker.backend import Backend
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
         self._routing.__enter__()
@@ -124,8 +128,9 @@ class LocalAWS:
         if replayed:
             log.info("restored %d S3/Logs/CloudWatch/IAM changes from %s", replayed, self.data_dir)
         dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(moto_app), moto_serves(moto_app)), None)
+        guarded = guard.wrap(dispatcher, token=self.admin_token, cors_origins=self.cors_origins)
         self._server = make_server(
-            self.host, self.port, dispatcher, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, guarded, threaded=True, request_handler=MotoRequestHandler
         )
         self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = self._server.server_address[1]

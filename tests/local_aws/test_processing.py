@@ -449,3 +449,23 @@ def test_concurrent_jobs_writing_the_same_hard_coded_opt_ml_path_keep_their_own_
         assert json.loads(body) == {"tag": name, "inputs": [f"{name}.csv"]}
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{name}/out/")["Contents"]
         assert [o["Key"] for o in listed] == [f"{name}/out/summary.json"]
+
+
+def test_manifest_entries_outside_the_input_directory_fail_the_job(sm, s3, bucket, tmp_path):
+    name = unique("manifest-escape")
+    escape = tmp_path / "escape.txt"
+    s3.put_object(Bucket=bucket, Key=f"{name}/data/a.csv", Body=b"1\n")
+    manifest = [{"prefix": f"s3://{bucket}/{name}/data/"}, "a.csv", str(escape)]
+    s3.put_object(Bucket=bucket, Key=f"{name}/manifest.json", Body=json.dumps(manifest).encode())
+    source = s3_input("data", f"s3://{bucket}/{name}/manifest.json", "/opt/ml/processing/input")
+    source["S3Input"]["S3DataType"] = "ManifestFile"
+    sm.create_processing_job(
+        **processing_request(
+            name, code_uri=upload_script(s3, bucket, name, "print('ran')"), inputs=[source]
+        )
+    )
+    job = describe(sm, name)
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: input 'data': S3 object key")
+    assert str(escape) in job["FailureReason"]
+    assert not escape.exists()

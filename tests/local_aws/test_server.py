@@ -201,6 +201,8 @@ def test_cli_fault_commands_reach_a_running_server(tmp_path):
                     "fault",
                     "--endpoint-url",
                     server.url,
+                    "--data-dir",  # where the running server keeps its admin token
+                    str(server.data_dir),
                     *args,
                 ],
                 capture_output=True,
@@ -238,3 +240,80 @@ def test_cli_serve_refuses_a_non_loopback_host(tmp_path):
     )
     assert result.returncode == 2
     assert "--allow-non-loopback" in result.stderr
+
+
+# -- the guard: what a web page the user visits cannot do -----------------------------------------
+def _raw(local_aws, path: str, method: str = "GET", headers: dict | None = None, data=None):
+    """A plain HTTP request, as a browser would send it: no AWS signature."""
+    request = urllib.request.Request(
+        local_aws.url + path, data=data, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_unsigned_requests_are_refused_and_presigned_urls_work(local_aws, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="secret.txt", Body=b"secret")
+    status, _, body = _raw(local_aws, f"/{bucket}/secret.txt")
+    assert status == 403
+    assert b"<Code>AccessDenied</Code>" in body and b"AWS signature" in body
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "secret.txt"})
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"secret"
+
+
+def test_moto_reset_and_admin_routes_need_the_token(local_aws, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+    # the request a page can send cross-origin without a preflight
+    status, _, body = _raw(
+        local_aws, "/moto-api/reset", "POST", {"Content-Type": "text/plain"}, b"x"
+    )
+    assert status == 403 and b"admin route" in body
+    assert s3.get_object(Bucket=bucket, Key="kept.txt")["Body"].read() == b"kept"
+    status, _, _ = _raw(local_aws, "/_local_aws/faults/throttle", "POST", data=b"{}")
+    assert status == 403
+    assert _raw(local_aws, "/_local_aws/health")[0] == 200  # readiness stays open
+    token_file = local_aws.data_dir / "admin-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert admin(local_aws, "/_local_aws/faults", method="GET")["throttle_fraction"] == 0
+
+
+def test_no_cross_origin_access_by_default(local_aws, bucket):
+    evil = {"Origin": "http://evil.example"}
+    status, headers, _ = _raw(
+        local_aws,
+        f"/{bucket}",
+        "OPTIONS",
+        {**evil, "Access-Control-Request-Method": "GET"},
+    )
+    assert status == 403
+    assert not any(k.lower().startswith("access-control-") for k in headers)
+    # a signed request from a page (were it able to sign) still gets no CORS grant
+    auth = "AWS4-HMAC-SHA256 Credential=a/20261202/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"
+    _, headers, _ = _raw(local_aws, "/", headers={**evil, "Authorization": auth})
+    assert not any(k.lower().startswith("access-control-") for k in headers)
+
+
+def test_an_allowed_origin_keeps_the_cors_headers():
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    from local_aws import guard
+
+    def app(environ, start_response):
+        origin = environ.get("HTTP_ORIGIN", "")
+        return Response("ok", headers={"Access-Control-Allow-Origin": origin})(
+            environ, start_response
+        )
+
+    client = Client(guard.wrap(app, token="t", cors_origins=["http://ok.example"]))
+    auth = {"Authorization": "AWS4-HMAC-SHA256 Credential=a/20261202/us-east-1/s3/aws4_request"}
+    allowed = client.get("/", headers={**auth, "Origin": "http://ok.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://ok.example"
+    other = client.get("/", headers={**auth, "Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = client.options("/", headers={"Origin": "http://ok.example"})
+    assert preflight.status_code == 200

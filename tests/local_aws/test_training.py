@@ -350,3 +350,33 @@ def test_a_script_sees_its_channel_at_the_hard_coded_opt_ml_path(sm, s3, logs, b
         fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     ) as tar:
         assert tar.extractfile("seen.txt").read() == b"part-1.csv,part-2.csv"  # type: ignore[union-attr]
+
+
+def test_an_s3_key_that_would_escape_the_channel_fails_the_job_and_writes_nothing(
+    sm, s3, bucket, tmp_path
+):
+    name = unique("escape")
+    escape = tmp_path / "escape.txt"
+    depth = "../" * 12  # deeper than any sandbox: would reach the file system's root
+    s3.put_object(Bucket=bucket, Key=f"{name}/train/ok.csv", Body=b"1\n")
+    s3.put_object(Bucket=bucket, Key=f"{name}/train/{depth}{escape}", Body=b"pwned")
+    source = upload_source(s3, bucket, f"{name}/source.tar.gz", {"train.py": "print('ran')"})
+    sm.create_training_job(
+        **training_request(name, bucket, source, channels={"train": f"s3://{bucket}/{name}/train/"})
+    )
+    job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: channel 'train': S3 object key")
+    assert f"{depth}{escape}" in job["FailureReason"]
+    assert not escape.exists()
+
+
+def test_a_channel_named_dot_dot_is_refused(sm, bucket):
+    name = unique("dotdot")
+    request = training_request(
+        name, bucket, f"s3://{bucket}/src.tar.gz", channels={"..": f"s3://{bucket}/x/"}
+    )
+    with pytest.raises(ClientError) as err:
+        sm.create_training_job(**request)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "InputDataConfig.ChannelName '..'" in err.value.response["Error"]["Message"]

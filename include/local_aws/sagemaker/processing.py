@@ -366,7 +366,7 @@ class ProcessingJob(Job):
                 s3io.download(
                     s3, source["S3Uri"], dest, data_type=source.get("S3DataType", "S3Prefix")
                 )
-            except FileNotFoundError as exc:
+            except s3io.InputError as exc:
                 raise JobEnded(
                     "Failed", f"ClientError: input {item['InputName']!r}: {exc}"
                 ) from exc

@@ -11,6 +11,11 @@ from urllib.parse import urlparse
 from local_aws.sagemaker.errors import ValidationException
 
 
+class InputError(Exception):
+    """Job input that cannot be fetched as asked (no objects, or a key that would escape);
+    the job fails with a ClientError carrying this message."""
+
+
 def split_s3_uri(uri: str, *, field: str = "S3Uri") -> tuple[str, str]:
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
@@ -39,12 +44,27 @@ def download(s3: Any, uri: str, dest: Path, *, data_type: str = "S3Prefix") -> i
         return _download_manifest(s3, bucket, prefix, dest)
     keys = list_keys(s3, bucket, prefix)
     if not keys:
-        raise FileNotFoundError(f"No S3 objects found under URI {uri}")
-    for key in keys:
-        target = dest / relative_key(key, prefix)
+        raise InputError(f"No S3 objects found under URI {uri}")
+    targets = [(key, inside(dest, relative_key(key, prefix), key)) for key in keys]
+    for key, target in targets:  # every key checked before anything is written
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
     return len(keys)
+
+
+def inside(dest: Path, relative: str, key: str) -> Path:
+    """``dest / relative``, refusing a key whose path would land outside ``dest``.
+
+    S3 keys are free text: ``data/../../etc/x`` or an absolute manifest entry would
+    otherwise be written to that host path by local_aws itself.
+    """
+    target = Path(os.path.normpath(dest / relative))
+    if os.path.isabs(relative) or target == dest or not target.is_relative_to(dest):
+        raise InputError(
+            f"S3 object key {key!r} does not map to a file inside the job's directory "
+            f"({relative!r} has '..' segments, is absolute or empty): rename the object"
+        )
+    return target
 
 
 def relative_key(key: str, prefix: str) -> str:
@@ -65,8 +85,10 @@ def _download_manifest(s3: Any, bucket: str, key: str, dest: Path) -> int:
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     prefix = manifest[0]["prefix"]
     src_bucket, src_prefix = split_s3_uri(prefix)
-    for relative in manifest[1:]:
-        target = dest / relative
+    targets = [
+        (relative, inside(dest, relative, src_prefix + relative)) for relative in manifest[1:]
+    ]
+    for relative, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(src_bucket, src_prefix + relative, str(target))
     return len(manifest) - 1

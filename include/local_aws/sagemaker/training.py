@@ -88,6 +88,12 @@ def _check_request(p: dict[str, Any]) -> None:
                 "MaxRuntimeInSeconds"
             )
     for channel in p.get("InputDataConfig", []):
+        if channel["ChannelName"] in (".", ".."):
+            # the channel's directory is /opt/ml/input/data/<ChannelName>
+            raise ValidationException(
+                f"InputDataConfig.ChannelName {channel['ChannelName']!r} is not a valid channel "
+                "name: use letters, digits, '-', '_' or '.', not '.' or '..' alone"
+            )
         source = channel["DataSource"].get("S3DataSource")
         if source is None:
             raise ValidationException(
@@ -233,8 +239,10 @@ class TrainingJob(Job):
                 s3io.download(
                     s3, source["S3Uri"], dest, data_type=source.get("S3DataType", "S3Prefix")
                 )
-            except FileNotFoundError as exc:
-                raise JobEnded("Failed", f"ClientError: {exc}") from exc
+            except s3io.InputError as exc:
+                raise JobEnded(
+                    "Failed", f"ClientError: channel {channel['ChannelName']!r}: {exc}"
+                ) from exc
         self._restore_checkpoints(job)
         self.check_ended()
 
@@ -368,7 +376,10 @@ class TrainingJob(Job):
         target = self._checkpoint_dir(job)
         target.mkdir(parents=True, exist_ok=True)
         if s3io.list_keys(s3, bucket, prefix.rstrip("/") + "/"):
-            s3io.download(s3, config["S3Uri"].rstrip("/") + "/", target)
+            try:
+                s3io.download(s3, config["S3Uri"].rstrip("/") + "/", target)
+            except s3io.InputError as exc:
+                raise JobEnded("Failed", f"ClientError: CheckpointConfig.S3Uri: {exc}") from exc
 
     def _save_checkpoints(self, job: dict[str, Any]) -> None:
         config = job.get("CheckpointConfig")
