@@ -120,6 +120,28 @@ _DROPPED_ENVIRON_KEYS = frozenset(
 )
 _PRESERVED_NAMES_KEY = "moto.preserved_header_names"  # moto.core.request, server mode
 
+# Never on disk: the client's signature and session token. The credential scope stays, since
+# replay routes by it (service, region; the access key id picks moto's account).
+_SECRET_HEADERS = frozenset({"HTTP_X_AMZ_SECURITY_TOKEN"})
+_SECRET_QUERY = frozenset({"X-Amz-Signature", "X-Amz-Security-Token", "Signature"})
+_SIGNATURE = re.compile(r"Signature=[0-9a-fA-F]+")
+
+
+def _without_secrets(headers: dict[str, str]) -> dict[str, str]:
+    kept = {k: v for k, v in headers.items() if k not in _SECRET_HEADERS}
+    if "HTTP_AUTHORIZATION" in kept:
+        kept["HTTP_AUTHORIZATION"] = _SIGNATURE.sub(
+            "Signature=redacted", kept["HTTP_AUTHORIZATION"]
+        )
+    return kept
+
+
+def _query_without_secrets(query: str) -> str:
+    if not any(name in query for name in _SECRET_QUERY):
+        return query
+    return "&".join(part for part in query.split("&") if part.split("=", 1)[0] not in _SECRET_QUERY)
+
+
 _S3_ID_PARAM = re.compile(r"(?:^|(?<=&))(uploadId|versionId)=([^&]*)")
 _UPLOAD_ID = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _CBOR_PATH = re.compile(r"^/service/[^/]+/operation/([^/]+)$")
@@ -309,7 +331,10 @@ class Journal:
             and k not in _DROPPED_ENVIRON_KEYS
             and isinstance(v, str)
         }
-        record_query = environ.pop("local_aws.journal_query", environ.get("QUERY_STRING", ""))
+        headers = _without_secrets(headers)
+        record_query = _query_without_secrets(
+            environ.pop("local_aws.journal_query", environ.get("QUERY_STRING", ""))
+        )
         if "HTTP_X_AMZ_COPY_SOURCE" in environ:
             headers["HTTP_X_AMZ_COPY_SOURCE"] = environ.pop(
                 "local_aws.journal_copy_source", environ["HTTP_X_AMZ_COPY_SOURCE"]

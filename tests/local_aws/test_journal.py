@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -467,3 +469,17 @@ def test_concurrent_writes_replay_in_the_order_moto_applied_them(tmp_path: Path)
         assert run.client("s3").get_object(Bucket="race", Key="same")["Body"].read() == winner
         replayed = run.client("logs").get_log_events(logGroupName="race", logStreamName="s")
         assert replayed["events"] == events
+
+
+def test_the_journal_keeps_no_signature_or_session_token(local_aws):
+    token = "SESSION-TOKEN-" + uuid.uuid4().hex
+    s3 = local_aws.client("s3", aws_session_token=token)
+    bucket = f"secrets-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"a")
+    journal = b"".join(
+        p.read_bytes() for p in (local_aws.data_dir / "moto").rglob("*") if p.is_file()
+    )
+    assert bucket.encode() in journal  # the writes are there
+    assert token.encode() not in journal
+    assert re.search(rb"Signature=[0-9a-f]{16}", journal) is None

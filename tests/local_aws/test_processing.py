@@ -469,3 +469,32 @@ def test_manifest_entries_outside_the_input_directory_fail_the_job(sm, s3, bucke
     assert job["FailureReason"].startswith("ClientError: input 'data': S3 object key")
     assert str(escape) in job["FailureReason"]
     assert not escape.exists()
+
+
+def test_a_job_sees_none_of_the_servers_own_secrets(sm, s3, logs, bucket, monkeypatch):
+    # the server runs in this process: what it has in its environment, a job must not get
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "hunter2")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgres://u:hunter2@db/x")
+    name = unique("env")
+    script = "import os\nprint('ENV', sorted(os.environ))\nprint('STAGE', os.environ['STAGE'])\n"
+    sm.create_processing_job(
+        **processing_request(
+            name,
+            code_uri=upload_script(s3, bucket, name, script),
+            Environment={"STAGE": "given"},
+        )
+    )
+    job = describe(sm, name)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    printed = "\n".join(log_messages(logs, name))
+    assert "STAGE given" in printed  # what the request gives is there
+    assert "WAREHOUSE_PASSWORD" not in printed and "AIRFLOW_CONN_WAREHOUSE" not in printed
+    assert "'PATH'" in printed and "'AWS_ENDPOINT_URL'" in printed
+
+
+def test_a_job_without_a_stopping_condition_gets_sagemakers_one_day_limit():
+    from local_aws.sagemaker.jobs import max_runtime
+
+    assert max_runtime({}) == 86_400
+    assert max_runtime({"StoppingCondition": {}}) == 86_400
+    assert max_runtime({"StoppingCondition": {"MaxRuntimeInSeconds": 60}}) == 60

@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 FAILURE_REASON_MAX = 1024  # the API's limit on FailureReason
+DEFAULT_MAX_RUNTIME = 86_400  # SageMaker's limit when a request sets none: one day
+
+
+def max_runtime(job: dict[str, Any]) -> float:
+    """How long the job may run: its StoppingCondition, else SageMaker's default."""
+    return float(
+        (job.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or DEFAULT_MAX_RUNTIME
+    )
 
 
 class JobEnded(Exception):
@@ -95,7 +103,7 @@ class Job(threading.Thread):
         try:
             if self.sandbox.exists():
                 shutil.rmtree(self.sandbox)
-            self.sandbox.mkdir(parents=True)
+            self.sandbox.mkdir(parents=True, mode=0o700)  # job data and config: ours alone
             self.execute()
             self.check_ended()
             self.finish("Completed", None)
@@ -248,12 +256,24 @@ def request_stop(backend: Backend, job: type[Job], name: str) -> None:
     backend.end_job(job.kind, name, "Stopped", None)
 
 
+# What a job takes from the server's environment: the machine's basics, never the rest (a
+# container on SageMaker sees its own Environment, not the caller's secrets).
+_PASSED_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM"}
+    | {"TMPDIR", "TEMP", "TMP", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "PYTHONPATH"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NO_PROXY", "no_proxy"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}
+)
+# locale, BLAS/OpenMP tuning the machine needs (OPENBLAS_CORETYPE on some CPUs), pip's index
+_PASSED_ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "PIP_", "UV_")
+
+
 def base_env(backend: Backend) -> dict[str, str]:
     """The machine's basics plus AWS pointed at local_aws, as a framework container sees it."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "AIRFLOW", "SM_", "SAGEMAKER_", "_AIRFLOW"))
+        if k in _PASSED_ENV or k.startswith(_PASSED_ENV_PREFIXES)
     }
     env.update(backend.aws_env())
     env["PYTHONUNBUFFERED"] = "1"

@@ -32,7 +32,13 @@ from local_aws.sagemaker.api import (
 from local_aws.sagemaker.backend import Backend
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.errors import ResourceInUse, ValidationException
-from local_aws.sagemaker.jobs import FAILURE_REASON_MAX, Job, JobEnded, request_stop
+from local_aws.sagemaker.jobs import (
+    FAILURE_REASON_MAX,
+    Job,
+    JobEnded,
+    max_runtime,
+    request_stop,
+)
 from local_aws.sagemaker.private_opt_ml import CANNOT_RUN
 
 KIND = "processing-jobs"
@@ -292,7 +298,7 @@ class ProcessingJob(Job):
                     env=env,
                     cwd=self.sandbox,
                     logs=logs,
-                    timeout=job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
+                    timeout=max_runtime(job),
                 )
             except OSError as exc:  # e.g. an entrypoint script without the execute bit
                 raise JobEnded(

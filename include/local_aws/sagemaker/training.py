@@ -28,6 +28,7 @@ from local_aws.sagemaker.jobs import (
     JobEnded,
     SpotInterruption,
     failure_reason,
+    max_runtime,
     request_stop,
 )
 from local_aws.sagemaker.processing import container_command, could_not_start
@@ -268,7 +269,7 @@ class TrainingJob(Job):
         else:
             env["SAGEMAKER_TRAINING_MODULE"] = "local_aws.sagemaker.framework:main"
         started = time.monotonic()
-        timeout = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        timeout = max_runtime(job)
         try:
             code, tail = self.run_process(
                 cmd,

@@ -132,7 +132,10 @@ class WarmProcess:
 
     def __init__(self, env: dict[str, str], cwd: Path, *, sandbox: Path):
         spec = cwd / ".toolkit-spec.json"
-        spec.write_text(json.dumps({"env": env, "cwd": str(cwd), "sandbox": str(sandbox)}))
+        # the job's environment: readable by the server's user alone
+        fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"env": env, "cwd": str(cwd), "sandbox": str(sandbox)}, fh)
         read_fd, write_fd = os.pipe()
         self._zygote = zygote()
         try:
