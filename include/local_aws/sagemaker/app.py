@@ -27,6 +27,7 @@ RESOURCE_MODULES = (
     "models",
     "endpoints",
     "registry",
+    "notebooks",
 )
 
 _INVOKE = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<action>invocations|async-invocations)$")
