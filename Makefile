@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest bench demo up lock clean
+.PHONY: setup test lint typecheck pytest bench demo up down lock clean
 
 setup: $(STAMP)
 
@@ -47,3 +47,7 @@ lock: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Stop what `make up` started (also what an interrupted `make demo` left running).
+down:
+	scripts/down

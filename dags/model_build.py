@@ -57,6 +57,7 @@ from mlops_pipeline.operators.sagemaker import (
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
+    description="Train, evaluate and register the card-fraud model on SageMaker (on drift or by hand)",
     doc_md=__doc__,
     tags=["ml", "card-fraud", "sagemaker", "training"],
     default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=1)},

@@ -27,7 +27,10 @@ def handle(backend: Backend, request: Request) -> Response:
     parts = [p for p in request.path.split("/") if p][1:]  # drop "_local_aws"
     body = request.get_json(silent=True) or {}
     if parts == ["health"]:
-        return _json({"status": "ok", "running_jobs": len(backend.jobs)})
+        # the data dir tells a checkout whether this server is its own (scripts/env.sh)
+        return _json(
+            {"status": "ok", "running_jobs": len(backend.jobs), "data_dir": str(backend.data_dir)}
+        )
     if parts[:1] != ["faults"]:
         return _json({"message": f"no admin route {request.path}"}, 404)
     rest = parts[1:]
