@@ -3,6 +3,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export LOCAL_AWS_PORT="${LOCAL_AWS_PORT:-4566}"
 export LOCAL_AWS_URL="http://127.0.0.1:${LOCAL_AWS_PORT}"
+export LOCAL_AWS_DATA_DIR="${LOCAL_AWS_DATA_DIR:-$ROOT/.local-aws}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
@@ -31,30 +32,30 @@ start_local_aws() {
     # another checkout's emulator (its own data, its own jobs) must not be reused silently
     local serving
     serving=$(python -c 'import json,sys; print(json.load(sys.stdin).get("data_dir", ""))' <<<"$health")
-    if [ "$serving" != "$ROOT/.local-aws" ]; then
-      echo "local_aws on $LOCAL_AWS_URL serves ${serving:-another data dir}, not $ROOT/.local-aws:" >&2
+    if [ "$serving" != "$LOCAL_AWS_DATA_DIR" ]; then
+      echo "local_aws on $LOCAL_AWS_URL serves ${serving:-another data dir}, not $LOCAL_AWS_DATA_DIR:" >&2
       echo "stop it, or use another port: LOCAL_AWS_PORT=4567 make ..." >&2
       return 1
     fi
-    echo "local_aws already running on $LOCAL_AWS_URL (data in .local-aws/)"
+    echo "local_aws already running on $LOCAL_AWS_URL (data in $LOCAL_AWS_DATA_DIR)"
     return 0
   fi
-  mkdir -p "$ROOT/.local-aws"
-  local-aws serve --port "$LOCAL_AWS_PORT" --data-dir "$ROOT/.local-aws" >>"$ROOT/.local-aws/server.log" 2>&1 &
+  mkdir -p "$LOCAL_AWS_DATA_DIR"
+  local-aws serve --port "$LOCAL_AWS_PORT" --data-dir "$LOCAL_AWS_DATA_DIR" >>"$LOCAL_AWS_DATA_DIR/server.log" 2>&1 &
   LOCAL_AWS_PID=$!
-  echo "$LOCAL_AWS_PID" >"$ROOT/.local-aws/server.pid"
+  echo "$LOCAL_AWS_PID" >"$LOCAL_AWS_DATA_DIR/server.pid"
   for _ in $(seq 1 120); do
     if local-aws health --endpoint-url "$LOCAL_AWS_URL" >/dev/null 2>&1; then
-      echo "local_aws serving on $LOCAL_AWS_URL (log: .local-aws/server.log)"
+      echo "local_aws serving on $LOCAL_AWS_URL (log: $LOCAL_AWS_DATA_DIR/server.log)"
       return 0
     fi
     if ! kill -0 "$LOCAL_AWS_PID" 2>/dev/null; then
-      echo "local_aws failed to start; see .local-aws/server.log" >&2
-      tail -20 "$ROOT/.local-aws/server.log" >&2
+      echo "local_aws failed to start; see $LOCAL_AWS_DATA_DIR/server.log" >&2
+      tail -20 "$LOCAL_AWS_DATA_DIR/server.log" >&2
       return 1
     fi
     sleep 0.5
   done
-  echo "local_aws did not answer within 60 s; see .local-aws/server.log" >&2
+  echo "local_aws did not answer within 60 s; see $LOCAL_AWS_DATA_DIR/server.log" >&2
   return 1
 }

@@ -28,6 +28,7 @@ RESOURCE_MODULES = (
     "endpoints",
     "registry",
     "notebooks",
+    "experiments",
 )
 
 _INVOKE = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<action>invocations|async-invocations)$")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws.sagemaker import training, tuning_strategies
+from local_aws.sagemaker import experiments, training, tuning_strategies
 from local_aws.sagemaker.api import (
     create_record,
     list_page,
@@ -563,7 +563,8 @@ class TuningJob(Job):
         # Not a CreateTrainingJob parameter: set on the record so DescribeTrainingJob shows it.
         request["TuningJobArn"] = self.record()["HyperParameterTuningJobArn"]
         try:
-            training.create_training_job(self.backend, request)
+            arn = training.create_training_job(self.backend, request)["TrainingJobArn"]
+            experiments.record_tuning_child(self.backend, self.record(), arn)
         except AWSError as exc:
             self._stop_children()
             raise JobEnded(
