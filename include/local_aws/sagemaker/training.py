@@ -7,11 +7,12 @@ import json
 import math
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from local_aws.sagemaker import api, images, s3io, warm
+from local_aws.sagemaker import api, builtin_xgboost, images, s3io, warm
 from local_aws.sagemaker.api import (
     create_record,
     list_page,
@@ -112,6 +113,16 @@ def _check_request(p: dict[str, Any]) -> None:
             )
 
 
+def builtin_algorithm(job: dict[str, Any]) -> bool:
+    """The XGBoost image with no script and no entrypoint: SageMaker's built-in algorithm."""
+    algo = job["AlgorithmSpecification"]
+    return (
+        images.repository(algo.get("TrainingImage", "")) == "sagemaker-xgboost"
+        and "sagemaker_program" not in job.get("HyperParameters", {})
+        and not algo.get("ContainerEntrypoint")
+    )
+
+
 def _entrypoint(job: dict[str, Any]) -> list[str]:
     return list(job["AlgorithmSpecification"].get("ContainerEntrypoint") or [])
 
@@ -191,7 +202,14 @@ class TrainingJob(Job):
                 "Failed", "ClientError: local_aws supports the File and FastFile input modes"
             )
         hps = job.get("HyperParameters", {})
-        if "sagemaker_program" not in hps and not _entrypoint(job):
+        if builtin_algorithm(job):
+            defined = {d[0] for d in self._definitions}
+            self._definitions += [
+                (d["Name"], re.compile(d["Regex"]))
+                for d in builtin_xgboost.metric_definitions()
+                if d["Name"] not in defined
+            ]
+        elif "sagemaker_program" not in hps and not _entrypoint(job):
             raise JobEnded(
                 "Failed",
                 "ClientError: local_aws runs script-mode training or the "
@@ -260,7 +278,9 @@ class TrainingJob(Job):
             }
         )
         cmd = None  # fork the toolkit (sagemaker_training.cli.train) from the warm server
-        if _entrypoint(job):
+        if builtin_algorithm(job):
+            cmd = [sys.executable, "-m", builtin_xgboost.__name__]
+        elif _entrypoint(job):
             # the image's command as the request overrides it (the SDK v3's ModelTrainer
             # runs its own driver, sm_train.sh, this way)
             cmd = container_command(
@@ -286,10 +306,14 @@ class TrainingJob(Job):
         not_started = could_not_start(code, tail)
         if not_started:
             raise JobEnded("Failed", not_started)
+        failure = base / "output" / "failure"
+        if code != 0 and builtin_algorithm(job) and failure.is_file():
+            # the algorithm tells a ClientError (bad input) from its own failure
+            text = failure.read_text(errors="replace").strip()
+            if text.startswith("ClientError:"):
+                raise JobEnded("Failed", text)
         if code != 0:
-            raise JobEnded(
-                "Failed", failure_reason("AlgorithmError", code, tail, base / "output" / "failure")
-            )
+            raise JobEnded("Failed", failure_reason("AlgorithmError", code, tail, failure))
 
     def _write_config(self, job: dict[str, Any]) -> None:
         config = self.sandbox / "input" / "config"
