@@ -123,10 +123,16 @@ def test_make_up_on_other_ports_runs_a_task_and_make_down_stops_it(tmp_path: Pat
         up.wait(timeout=120)
     assert "stopped: Airflow local_aws" in down.stdout, down.stdout + down.stderr
     assert up.returncode == 0, "".join(lines)[-3000:]
-    leftovers = subprocess.run(
-        ["pgrep", "-f", f"port:{airflow_port}|--port {aws_port}"], capture_output=True, text=True
-    )
-    assert leftovers.stdout == "", leftovers.stdout
+
+    def none_left() -> bool:  # the api-server finishes its requests before it exits
+        found = subprocess.run(
+            ["pgrep", "-af", f"port:{airflow_port}|--port {aws_port}"],
+            capture_output=True,
+            text=True,
+        )
+        return found.stdout == ""
+
+    _wait(none_left, "every process of the stack to exit", 120)
 
 
 def _dag(base: str, token: str) -> bool:
