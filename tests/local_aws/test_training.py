@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 import time
 
@@ -380,3 +381,34 @@ def test_a_channel_named_dot_dot_is_refused(sm, bucket):
         sm.create_training_job(**request)
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "InputDataConfig.ChannelName '..'" in err.value.response["Error"]["Message"]
+
+
+IGNORES_SIGTERM = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ignoring SIGTERM", flush=True)
+time.sleep(600)
+"""
+
+
+def test_stop_ends_a_script_that_ignores_sigterm(sm, s3, bucket):
+    name = unique("stubborn")
+    # the program's name is unique: its processes are found by it on the host
+    program = f"{name.replace('-', '_')}.py"
+    source = upload_source(s3, bucket, f"{name}/source.tar.gz", {program: IGNORES_SIGTERM})
+    sm.create_training_job(**training_request(name, bucket, source, program=program))
+    wait_until_training(sm, name)
+
+    def running() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", program], capture_output=True, text=True)
+        return found.stdout.split()
+
+    deadline = time.monotonic() + 60
+    while not running():  # the toolkit has started the script
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.1)
+    sm.stop_training_job(TrainingJobName=name)  # answers at once; the stop goes on behind it
+    job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Stopped"
+    # Stopped only once the whole process group is gone: SIGKILL after the grace period
+    assert running() == []

@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 FAILURE_REASON_MAX = 1024  # the API's limit on FailureReason
 DEFAULT_MAX_RUNTIME = 86_400  # SageMaker's limit when a request sets none: one day
+# SIGTERM, then SIGKILL for what is left: SageMaker waits 120 s; local jobs stop sooner.
+STOP_GRACE_SECONDS = 5.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def max_runtime(job: dict[str, Any]) -> float:
@@ -165,8 +176,15 @@ class Job(threading.Thread):
     def _kill(self) -> None:
         with self._proc_lock:
             proc = self._proc
-        if proc is not None and proc.poll() is None:
-            stop_group(proc, timeout=5)
+        if proc is not None:
+            # in the background: Stop* answers at once, as on AWS
+            threading.Thread(
+                target=stop_group,
+                args=(proc,),
+                kwargs={"timeout": STOP_GRACE_SECONDS},
+                name=f"stop:{self.job_name}",
+                daemon=True,
+            ).start()
 
     # -- the user's process -------------------------------------------------------------------
     def log_stream(self, stream: str) -> LogStream:
@@ -211,6 +229,10 @@ class Job(threading.Thread):
                 if on_line:
                     on_line(line)
             code = proc.wait()
+            if self._end_request is not None or self._spot_interrupt.is_set():
+                # stopped: the job ends once the last process of its group has (the stop
+                # thread SIGKILLs what ignores SIGTERM)
+                wait_until(lambda: not group_alive(proc.pid), STOP_GRACE_SECONDS + 5)
         finally:
             if timer:
                 timer.cancel()
@@ -374,12 +396,31 @@ def signal_group(pid: int, sig: int) -> None:
             pass
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop_group(proc: subprocess.Popen[str] | WarmProcess, *, timeout: float) -> None:
-    """SIGTERM the process's group; SIGKILL it if it has not exited within ``timeout``."""
+    """SIGTERM the process's group; SIGKILL what of it is left after ``timeout``.
+
+    The whole group, not only its leader: the toolkit exits on SIGTERM at once, while the
+    user's script it started may ignore the signal and would run on.
+    """
+    deadline = time.monotonic() + timeout
     signal_group(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        pass
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if group_alive(proc.pid):
         signal_group(proc.pid, signal.SIGKILL)
 
 
