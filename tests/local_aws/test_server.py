@@ -6,7 +6,9 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
+import uuid
 
 import pytest
 from botocore.config import Config
@@ -317,3 +319,37 @@ def test_an_allowed_origin_keeps_the_cors_headers():
     assert "Access-Control-Allow-Origin" not in other.headers
     preflight = client.options("/", headers={"Origin": "http://ok.example"})
     assert preflight.status_code == 200
+
+
+def test_a_restart_after_kill_9_reaps_what_the_dead_server_left_running(tmp_path):
+    server = ServerProcess(tmp_path / "data").start()
+    marker = f"orphan_{uuid.uuid4().hex[:8]}"
+    try:
+        s3, sm = server.client("s3"), server.client("sagemaker")
+        s3.create_bucket(Bucket="orphan-bucket")
+        script = f"import time\nprint('{marker}', flush=True)\ntime.sleep(600)\n"
+        source = upload_source(s3, "orphan-bucket", "code/o.tar.gz", {f"{marker}.py": script})
+        request = training_request("orphaned", "orphan-bucket", source, program=f"{marker}.py")
+        sm.create_training_job(**request)
+        wait_until_training(sm, "orphaned")
+        deadline = time.monotonic() + 60
+        while not _pids(marker):  # the toolkit has started the script
+            assert time.monotonic() < deadline, "the script never started"
+            time.sleep(0.1)
+    finally:
+        server.stop(signal.SIGKILL)  # no chance to stop its jobs
+    assert _pids(marker), "the job's script died with the server: nothing to reap"
+
+    server.start()
+    try:
+        sm = server.client("sagemaker")
+        assert _pids(marker) == []  # killed before the job was marked Failed
+        job = sm.describe_training_job(TrainingJobName="orphaned")
+        assert job["TrainingJobStatus"] == "Failed"
+        assert "stopped while this job was running" in job["FailureReason"]
+    finally:
+        server.stop()
+
+
+def _pids(pattern: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()

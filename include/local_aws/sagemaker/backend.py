@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,9 +144,39 @@ class Backend:
         return True
 
 
+# Every process of user code carries this variable (jobs.base_env): a server that starts
+# after one that was killed finds what that one left running by it.
+DATA_DIR_MARK = "LOCAL_AWS_JOB_OF"  # its value: the data dir of the server that started it
+
+
+def reap_orphans(data_dir: Path) -> int:
+    """SIGKILL the job processes a previous server of ``data_dir`` left running; their count."""
+    mark = f"{DATA_DIR_MARK}={data_dir}".encode()
+    reaped = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if mark in environ:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                reaped += 1
+            except ProcessLookupError:
+                pass
+    return reaped
+
+
 @api.on_start
 def fail_jobs_left_running(backend: Backend) -> None:
-    """A job that was running when the server stopped cannot resume: it ends Failed."""
+    """A job that was running when the server stopped cannot resume: it ends Failed, and
+    whatever of it still runs (the server was killed, not stopped) is killed first."""
+    reaped = reap_orphans(backend.data_dir.resolve())
+    if reaped:
+        log.warning("killed %d job processes a previous server left running", reaped)
     for kind, status_field in (
         ("training-jobs", "TrainingJobStatus"),
         ("processing-jobs", "ProcessingJobStatus"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from local_aws.sagemaker import private_opt_ml
 from local_aws.sagemaker.api import now
+from local_aws.sagemaker.backend import DATA_DIR_MARK
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.warm import WarmProcess
 
@@ -299,6 +300,7 @@ def base_env(backend: Backend) -> dict[str, str]:
     }
     env.update(backend.aws_env())
     env["PYTHONUNBUFFERED"] = "1"
+    env[DATA_DIR_MARK] = str(backend.data_dir.resolve())  # found by the next server if orphaned
     # User code runs on this interpreter, like a framework image's python3.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
