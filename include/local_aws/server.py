@@ -101,7 +101,8 @@ class LocalAWS:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}"
 
     def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import (

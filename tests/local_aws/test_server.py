@@ -353,3 +353,72 @@ def test_a_restart_after_kill_9_reaps_what_the_dead_server_left_running(tmp_path
 
 def _pids(pattern: str) -> list[str]:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+
+
+# -- bad requests get AWS's answers ---------------------------------------------------------------
+def _sagemaker_raw(local_aws, operation: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        local_aws.url,
+        data=body,
+        headers={
+            "X-Amz-Target": f"SageMaker.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=a/20261202/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=x",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_malformed_requests_get_validation_errors_not_500s(local_aws):
+    base = {
+        "TrainingJobName": "no-algorithm",
+        "RoleArn": "arn:aws:iam::123456789012:role/R",
+        "OutputDataConfig": {"S3OutputPath": "s3://b/o"},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    }
+    status, body = _sagemaker_raw(
+        local_aws,
+        "CreateTrainingJob",
+        json.dumps({**base, "ResourceConfig": {"InstanceCount": 1, "VolumeSizeInGB": 1}}).encode(),
+    )
+    assert (status, body["__type"]) == (400, "ValidationException")
+    assert "AlgorithmSpecification is required" in body["message"]
+    algorithm = {"TrainingImage": "img", "TrainingInputMode": "File"}
+    status, body = _sagemaker_raw(
+        local_aws,
+        "CreateTrainingJob",
+        json.dumps({**base, "AlgorithmSpecification": algorithm}).encode(),
+    )
+    assert (status, body["__type"]) == (400, "ValidationException")
+    assert "ResourceConfig is required" in body["message"]
+
+    deep = b'{"a": ' * 5000 + b"1" + b"}" * 5000
+    status, body = _sagemaker_raw(local_aws, "ListModels", deep)
+    assert (status, body["__type"]) == (400, "SerializationException")
+
+    for token in ("-5", "abc"):
+        status, body = _sagemaker_raw(
+            local_aws, "ListModels", json.dumps({"NextToken": token}).encode()
+        )
+        assert (status, body["__type"]) == (400, "ValidationException")
+        assert "Invalid pagination token" in body["message"]
+
+
+def test_a_missing_output_bucket_fails_the_job_before_it_runs(sm, s3, bucket, logs):
+    name = unique("no-out-bucket")
+    source = upload_source(s3, bucket, f"{name}/s.tar.gz", {"train.py": "print('trained')"})
+    request = training_request(name, bucket, source)
+    request["OutputDataConfig"]["S3OutputPath"] = f"s3://{unique('missing')}/out"
+    sm.create_training_job(**request)
+    job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: OutputDataConfig.S3OutputPath: the bucket")
+    assert "TrainingStartTime" not in job  # nothing ran, nothing to pay for
+
+
+def test_an_ipv6_loopback_host_is_bracketed_in_urls(tmp_path):
+    assert LocalAWS(tmp_path, host="::1", port=4599).url == "http://[::1]:4599"

@@ -97,8 +97,13 @@ def list_page(
     items.sort(key=lambda r: (r.get(sort_key) is None, r.get(sort_key) or 0), reverse=descending)
     try:
         start = int(params.get("NextToken") or 0)
-    except ValueError as exc:
-        raise ValidationException("Invalid pagination token: NextToken") from exc
+    except ValueError:
+        start = -1
+    if start < 0:  # only tokens this API handed out are valid
+        raise ValidationException(
+            f"Invalid pagination token {params.get('NextToken')!r}: pass the NextToken of the "
+            "previous page, or none for the first"
+        )
     limit = int(params.get("MaxResults") or 100)
     page = items[start : start + limit]
     response: dict[str, Any] = {result_key: [summary(r) for r in page]}

@@ -81,9 +81,13 @@ class SageMakerApp:
             raise ThrottlingException("Rate exceeded")
         try:
             body = json.loads(request.get_data() or b"{}")
+            params = validate_request(operation, body)
         except ValueError as exc:
             raise ValidationException(f"The request body is not valid JSON: {exc}") from exc
-        params = validate_request(operation, body)
+        except RecursionError as exc:  # JSON nested past any shape the API has
+            raise ValidationException(
+                "The request body is nested too deeply", code="SerializationException"
+            ) from exc
         handler = api.OPERATIONS.get(operation)
         if handler is None:
             raise AWSError(

@@ -282,6 +282,17 @@ class ProcessingJob(Job):
         self.update(ProcessingStartTime=now())
         (self.sandbox / "output").mkdir(parents=True, exist_ok=True)
         self._write_config(job)
+        s3 = self.backend.client("s3")
+        for i, item in enumerate(job.get("ProcessingOutputConfig", {}).get("Outputs", []), 1):
+            if "S3Output" in item:  # checked before anything runs, as SageMaker does
+                try:
+                    s3io.require_bucket(
+                        s3,
+                        item["S3Output"]["S3Uri"],
+                        field=f"ProcessingOutputConfig.Outputs.{i}.S3Output.S3Uri",
+                    )
+                except s3io.InputError as exc:
+                    raise JobEnded("Failed", f"ClientError: {exc}") from exc
         self._download_inputs(job)
         for _, local, _ in self._outputs(job):
             local.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,21 @@ def split_s3_uri(uri: str, *, field: str = "S3Uri") -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def require_bucket(s3: Any, uri: str, *, field: str) -> None:
+    """Raise InputError when ``uri``'s bucket does not exist: checked before a job runs, so
+    its work is not lost at upload time."""
+    from botocore.exceptions import ClientError
+
+    bucket, _ = split_s3_uri(uri, field=field)
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        raise InputError(
+            f"{field}: the bucket {bucket!r} of {uri} does not exist or cannot be reached "
+            f"({exc.response.get('Error', {}).get('Code', 'error')}): create it first"
+        ) from exc
+
+
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

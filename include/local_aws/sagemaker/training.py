@@ -73,6 +73,15 @@ def create_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_request(p: dict[str, Any]) -> None:
+    # optional in the API model since training plans and serverless jobs; required here
+    for field in ("AlgorithmSpecification", "ResourceConfig"):
+        if field not in p:
+            raise ValidationException(
+                f"{field} is required: give the training image (or algorithm) and the "
+                "instances to train on"
+                if field == "AlgorithmSpecification"
+                else f"{field} is required: give InstanceType, InstanceCount and VolumeSizeInGB"
+            )
     algo = p["AlgorithmSpecification"]
     if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
         raise ValidationException(
@@ -217,6 +226,17 @@ class TrainingJob(Job):
                 "sagemaker_submit_directory hyperparameters (the SageMaker SDK's framework "
                 "estimators do) or a ContainerEntrypoint (its ModelTrainer does)",
             )
+        try:  # where the results go must exist before anything runs, as SageMaker checks
+            s3 = self.backend.client("s3")
+            s3io.require_bucket(
+                s3, job["OutputDataConfig"]["S3OutputPath"], field="OutputDataConfig.S3OutputPath"
+            )
+            if job.get("CheckpointConfig"):
+                s3io.require_bucket(
+                    s3, job["CheckpointConfig"]["S3Uri"], field="CheckpointConfig.S3Uri"
+                )
+        except s3io.InputError as exc:
+            raise JobEnded("Failed", f"ClientError: {exc}") from exc
         self.interruptions = 0
         self.run_seconds = 0.0
         self.update(TrainingStartTime=now())
