@@ -29,6 +29,7 @@ RESOURCE_MODULES = (
     "registry",
     "notebooks",
     "experiments",
+    "pipelines",
 )
 
 _INVOKE = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<action>invocations|async-invocations)$")
