@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
-from tests.conftest import ROLE_ARN, unique
+from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
 from tests.jobkit import processing_request, s3_output, training_request, upload_source
+from tests.local_aws.test_sdk_model_trainer import sdk_environment  # noqa: F401
 
 EVALUATE = """
 import json, os, sys, time
@@ -258,3 +259,74 @@ def test_bad_definitions_and_parameters_are_refused(sm, pipeline):
         )
     with pytest.raises(ClientError, match="does not exist"):
         sm.describe_pipeline(PipelineName=unique("missing"))
+
+
+def test_a_pipeline_built_with_the_sagemaker_sdk_runs_end_to_end(
+    sdk_environment,  # noqa: F811
+    tmp_path,
+):
+    from sagemaker.core.processing import ScriptProcessor
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.functions import JsonGet
+    from sagemaker.core.workflow.parameters import ParameterFloat
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE)
+    session = PipelineSession()
+    processor = ScriptProcessor(
+        image_uri=SKLEARN_IMAGE,
+        command=["python3"],
+        role=ROLE_ARN,
+        instance_count=1,
+        instance_type="ml.m5.large",
+        sagemaker_session=session,
+    )
+    output = ProcessingS3Output(
+        s3_uri=f"s3://{sdk_environment}/evaluation",
+        local_path="/opt/ml/processing/evaluation",
+        s3_upload_mode="EndOfJob",
+    )
+    evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
+    evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor.run(
+            code=str(script),
+            outputs=[ProcessingOutput(output_name="evaluation", s3_output=output)],
+        ),
+        property_files=[evaluation],
+    )
+    min_auc = ParameterFloat(name="MinAuc", default_value=0.5)
+    auc = JsonGet(step_name="Evaluate", property_file=evaluation, json_path="metrics.auc.value")
+    check = ConditionStep(
+        name="Check",
+        conditions=[ConditionGreaterThanOrEqualTo(left=auc, right=min_auc)],
+        if_steps=[],
+        else_steps=[FailStep(name="TooLow", error_message="the model's AUC is too low")],
+    )
+    pipeline = Pipeline(
+        name=unique("sdk-pipeline"),
+        parameters=[min_auc],
+        steps=[evaluate, check],
+        sagemaker_session=session,
+    )
+    pipeline.upsert(role_arn=ROLE_ARN)
+
+    passing = pipeline.start()
+    passing.wait(delay=1, max_attempts=180)
+    assert passing.describe()["PipelineExecutionStatus"] == "Succeeded"
+    assert {(s["StepName"], s["StepStatus"]) for s in passing.list_steps()} == {
+        ("Evaluate", "Succeeded"),
+        ("Check", "Succeeded"),
+    }
+    failing = pipeline.start(parameters={"MinAuc": 0.95})
+    with pytest.raises(WaiterError, match="Failed"):  # the SDK's waiter raises on failure
+        failing.wait(delay=1, max_attempts=180)
+    steps = {s["StepName"]: s for s in failing.list_steps()}
+    assert steps["TooLow"]["FailureReason"] == "the model's AUC is too low"
