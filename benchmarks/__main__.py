@@ -10,6 +10,7 @@ from benchmarks import (
     bench_endpoints,
     bench_jobs,
     bench_model_build,
+    bench_parity,
     bench_quality,
     bench_transform,
     bench_tuning,
@@ -23,6 +24,7 @@ SUITES = {
     "tuning": bench_tuning.run,
     "quality": bench_quality.run,
     "model_build": bench_model_build.run,
+    "parity": bench_parity.run,
 }
 
 
