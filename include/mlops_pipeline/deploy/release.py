@@ -64,6 +64,7 @@ class Release:
     failure_budget: int = 0
     ended_at: float | None = None
     reason: str | None = None
+    asked: str | None = None  # the endpoint change last asked for, until it shows
     schema: int = SCHEMA
 
     # -- (de)serialisation ---------------------------------------------------------------------
