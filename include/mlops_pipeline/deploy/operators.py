@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -514,3 +515,84 @@ class CanaryReleaseOperator(BaseOperator):
             f"BACK: {release.reason}; {baseline} serves 100% again\n{lines}\n"
             f"audit record: {self.audit_uri}"
         )
+
+
+class StagingEndpointOperator(SageMakerEndpointOperator):
+    """The provider's endpoint operator for the staging endpoint: the model and config are
+    built from the package at run time (and reused when a retry finds them); create falls
+    back to update when the endpoint exists. Returns names and ARNs only.
+
+    :param package_arn: the package to serve (templated)
+    :param endpoint_name: default: the settings' staging endpoint (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        *SageMakerEndpointOperator.template_fields,
+        "package_arn",
+        "endpoint_name",
+    )
+
+    def __init__(
+        self, *, package_arn: str, endpoint_name: str | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("deferrable", True)
+        super().__init__(config={}, **kwargs)
+        self.package_arn = package_arn
+        self.endpoint_name = endpoint_name
+
+    def execute(self, context: Context) -> dict:
+        from mlops_pipeline.config import load_settings
+        from mlops_pipeline.operators.sagemaker import job_run
+
+        settings = load_settings()
+        run = job_run(context)
+        sm = self.hook.conn
+        package = sm.describe_model_package(ModelPackageName=self.package_arn)
+        endpoint = self.endpoint_name or settings.deploy_staging_endpoint_name
+        model = hosting.model_name(endpoint, package, run.key)
+        self.check_interval = int(max(1, settings.deploy_poll_seconds))
+        self.config = {
+            "Endpoint": {"EndpointName": endpoint, "EndpointConfigName": model, "Tags": run.tags}
+        }
+        if not _exists(sm.describe_model, ModelName=model):
+            self.config["Model"] = hosting.model_request(
+                settings, name=model, package=package, tags=run.tags
+            )
+        if not _exists(sm.describe_endpoint_config, EndpointConfigName=model):
+            self.config["EndpointConfig"] = hosting.endpoint_config_request(
+                settings, name=model, variants=[("AllTraffic", model, 1.0, 1)], tags=run.tags
+            )
+        current = hosting.describe_endpoint(sm, endpoint)
+        if current is not None and current["EndpointConfigName"] == model:
+            self.log.info("staging endpoint %s already serves %s", endpoint, model)
+            if current["EndpointStatus"] == "InService":
+                return self._result(endpoint)
+        super().execute(context)
+        return self._result(endpoint)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict:
+        super().execute_complete(context, event)
+        return self._result(str((event or {}).get("job_name")))
+
+    def _result(self, endpoint: str) -> dict[str, Any]:
+        described = self.hook.describe_endpoint(endpoint)
+        if described["EndpointStatus"] != "InService":
+            raise AirflowFailException(
+                f"staging endpoint {endpoint} is {described['EndpointStatus']}: "
+                f"{described.get('FailureReason', 'no reason given')}"
+            )
+        return {
+            "endpoint_name": endpoint,
+            "endpoint_arn": described["EndpointArn"],
+            "endpoint_config": described["EndpointConfigName"],
+        }
+
+
+def _exists(describe: Any, **kwargs: Any) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        describe(**kwargs)
+        return True
+    except ClientError:
+        return False

@@ -543,6 +543,12 @@ class RegisterModelPackageOperator(SageMakerBaseOperator):
             package.get("ModelApprovalStatus"),
             self.config["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"],
         )
+        # model_deploy is scheduled on this asset: its event names the package to approve
+        from mlops_pipeline.assets import model_package_asset
+
+        for outlet in self.outlets:
+            if getattr(outlet, "name", None) == model_package_asset().name:
+                context["outlet_events"][outlet].extra = {"model_package_arn": arn}
         return {
             "model_package_arn": arn,
             "model_package_group": group,
