@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -173,3 +174,55 @@ def test_a_package_not_approved_or_from_another_group_is_refused(production, sm,
     assert [
         v["VariantName"] for v in sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
     ] == ["v1"]
+
+
+def test_an_interrupted_release_resumes_the_same_step_from_its_record(aws_conn, sm, s3, capfd):
+    """The task dies mid-bake of step 2 (as with a lost worker or triggerer); its retry
+    reads the audit record and finishes step 2's bake, never starting again at step 1."""
+    from airflow.sdk import DAG
+
+    from mlops_pipeline.deploy.operators import CanaryReleaseOperator
+
+    class LosesItsWorkerOnce(CanaryReleaseOperator):
+        lost = False
+
+        def _defer_bake(self, release, until):
+            if release.current.step == 2 and not type(self).lost:
+                type(self).lost = True
+                raise RuntimeError("worker lost mid-bake (injected)")
+            super()._defer_bake(release, until)
+
+    registry = new_registry(sm, s3)
+    endpoint = unique("prod")
+    baseline = registry.register(sm, s3, [1, 2, 3])
+    candidate = registry.register(sm, s3, [1, 2, 7])
+    with environment(registry, endpoint):
+        assert run_release(baseline, endpoint).state == "success"
+        with DAG(unique("t_canary"), schedule=None, start_date=dt.datetime(2026, 1, 1)) as dag:
+            LosesItsWorkerOnce(
+                task_id="canary_release",
+                package_arn=candidate,
+                retries=1,
+                retry_delay=dt.timedelta(0),
+            )
+        serialize_dag(dag)
+        capfd.readouterr()
+        run = dag.test(logical_date=DAY)
+        out = capfd.readouterr()
+    assert LosesItsWorkerOnce.lost
+    assert "worker lost mid-bake (injected)" in out.out + out.err
+    assert re.search(r"resuming release \S+ from its record \(baking, step 2\)", out.out + out.err)
+    assert run.state == "success"
+    ti = run.get_task_instance("canary_release")
+    assert ti.try_number == 2
+    summary = ti.xcom_pull(task_ids="canary_release")
+    assert summary["status"] == "promoted" and summary["previous_package"] == baseline
+    record = read_record(s3, registry.bucket, summary["audit_uri"].split("/", 3)[3])
+    assert [s["step"] for s in record["steps"]] == [1, 2, 3]
+    step2 = record["steps"][1]
+    # judged on its one bake: the retry kept the start the first try recorded
+    assert step2["verdict"]["passed"] and step2["judged_at"] >= step2["bake_until"]
+    version = candidate.rsplit("/", 1)[1]
+    assert [
+        v["VariantName"] for v in sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    ] == [f"v{version}"]
