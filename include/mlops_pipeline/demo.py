@@ -342,6 +342,8 @@ def approve_package(demo: Demo) -> None:
         ApprovalDescription="approved by make demo (a reviewer in Studio would do the same)",
     )
     demo.facts["deploy_package"] = arn
+    if "package" in demo.facts:  # the summary shows the package as it is now
+        demo.facts["package"] = sm.describe_model_package(ModelPackageName=arn)
     say(f"  {arn}: Approved (UpdateModelPackage)")
 
 
