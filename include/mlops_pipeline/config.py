@@ -139,6 +139,12 @@ class Settings:
     deploy_smoke_max_latency_ms: float = 2000.0  # per InvokeEndpoint of the smoke test
     deploy_approval_timeout_hours: float = 72.0
     deploy_poll_seconds: float = 15.0  # endpoint status and approval polls while deferred
+    # Application Auto Scaling of the production variant (target tracking on
+    # SageMakerVariantInvocationsPerInstance), re-registered for the variant each promotion;
+    # max 0 = none
+    deploy_autoscaling_min_instances: int = 1
+    deploy_autoscaling_max_instances: int = 0
+    deploy_autoscaling_target_invocations: float = 70.0  # per instance and minute
 
     def s3_uri(self, *parts: str) -> str:
         """s3://<bucket>/<parts joined by '/'>."""

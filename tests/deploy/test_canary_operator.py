@@ -38,16 +38,37 @@ def test_first_deployment_then_a_healthy_canary_is_promoted(aws_conn, local_aws,
     endpoint = unique("prod")
     first = registry.register(sm, s3, [1, 2, 3])
     second = registry.register(sm, s3, [1, 2, 4])
-    with environment(registry, endpoint):
+    scaling = local_aws.client("application-autoscaling")
+
+    def scaled() -> list[tuple[str, int, int]]:
+        targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")
+        return [
+            (t["ResourceId"], t["MinCapacity"], t["MaxCapacity"])
+            for t in targets["ScalableTargets"]
+            if t["ResourceId"].startswith(f"endpoint/{endpoint}/")
+        ]
+
+    with environment(registry, endpoint, MLOPS_DEPLOY_AUTOSCALING_MAX_INSTANCES="3"):
         run = run_release(first, endpoint)
         assert run.state == "success"
         described = sm.describe_endpoint(EndpointName=endpoint)
         assert [v["VariantName"] for v in described["ProductionVariants"]] == ["v1"]
+        assert scaled() == [(f"endpoint/{endpoint}/variant/v1", 1, 3)]
 
         run = run_release(second, endpoint)
         assert run.state == "success"
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["v2"]
+    # kept across the promotion: the new variant scales as the old one did
+    assert scaled() == [(f"endpoint/{endpoint}/variant/v2", 1, 3)]
+    policies = scaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint}/variant/v2"
+    )["ScalingPolicies"]
+    [policy] = policies
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance"
+    )
     summary = run.get_task_instance("canary_release").xcom_pull(task_ids="canary_release")
     assert summary["status"] == "promoted"
     assert summary["previous_package"] == first

@@ -136,6 +136,50 @@ def check_package(package: Mapping[str, Any], group: str) -> None:
         )
 
 
+def scaling_resource(endpoint: str, variant: str) -> str:
+    return f"endpoint/{endpoint}/variant/{variant}"
+
+
+def autoscaling_requests(
+    settings: Settings, endpoint: str, variant: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """RegisterScalableTarget and PutScalingPolicy (target tracking on invocations per
+    instance) for a production variant; None when autoscaling is off."""
+    low, high = settings.deploy_autoscaling_min_instances, settings.deploy_autoscaling_max_instances
+    if high <= 0:
+        return None
+    if not 1 <= low <= high:
+        raise DeployError(
+            f"MLOPS_DEPLOY_AUTOSCALING_MIN_INSTANCES={low} and MLOPS_DEPLOY_AUTOSCALING_MAX_"
+            f"INSTANCES={high}: need 1 <= min <= max (max 0 turns autoscaling off)"
+        )
+    resource = scaling_resource(endpoint, variant)
+    dimension = "sagemaker:variant:DesiredInstanceCount"
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": resource,
+        "ScalableDimension": dimension,
+        "MinCapacity": low,
+        "MaxCapacity": high,
+    }
+    policy = {
+        "PolicyName": f"{endpoint}-invocations-per-instance",
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": resource,
+        "ScalableDimension": dimension,
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": settings.deploy_autoscaling_target_invocations,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+            "ScaleInCooldown": 300,
+            "ScaleOutCooldown": 60,
+        },
+    }
+    return target, policy
+
+
 # -- reads over clients ----------------------------------------------------------------------
 def describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError

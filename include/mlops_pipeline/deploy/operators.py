@@ -83,6 +83,7 @@ class CanaryReleaseOperator(BaseOperator):
             metric_period_seconds=self.settings.deploy_metric_period_seconds,
         )
         self.bounds = Bounds.from_settings(self.settings)
+        hosting.autoscaling_requests(self.settings, "check", "check")  # bad min/max: now
         self.run = job_run(context)
         self.endpoint = self.endpoint_name or self.settings.deploy_endpoint_name
         self.sm = self._client("sagemaker")
@@ -287,6 +288,8 @@ class CanaryReleaseOperator(BaseOperator):
                 self._save(release)
                 self._defer_in_service(release)
             now = time.time()
+            if release.status in ("creating", "promoting"):
+                self._autoscale(release)
             if release.status == "creating":
                 release.finish("created", now)
             elif release.status == "shifting":
@@ -393,6 +396,37 @@ class CanaryReleaseOperator(BaseOperator):
             ],
         )
         return False
+
+    def _autoscale(self, release: Release) -> None:
+        """Target tracking for the variant that now serves alone; the previous variant's
+        scalable target goes with it (its resource no longer exists)."""
+        requests = hosting.autoscaling_requests(
+            self.settings, release.endpoint, release.candidate.variant
+        )
+        if requests is None:
+            return
+        scaling = self._client("application-autoscaling")
+        if release.baseline is not None:
+            old = hosting.scaling_resource(release.endpoint, release.baseline.variant)
+            targets = scaling.describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[old]
+            )["ScalableTargets"]
+            for target in targets:
+                scaling.deregister_scalable_target(
+                    ServiceNamespace="sagemaker",
+                    ResourceId=old,
+                    ScalableDimension=target["ScalableDimension"],
+                )
+        target, policy = requests
+        scaling.register_scalable_target(**target)
+        scaling.put_scaling_policy(**policy)
+        self.log.info(
+            "autoscaling %s: %d..%d instances, target %g invocations per instance",
+            target["ResourceId"],
+            target["MinCapacity"],
+            target["MaxCapacity"],
+            self.settings.deploy_autoscaling_target_invocations,
+        )
 
     def _judge(self, release: Release) -> str:
         from mlops_pipeline.deploy.analysis import analyse
