@@ -497,6 +497,7 @@ class CanaryReleaseOperator(BaseOperator):
                 phase="bake",
                 # replay stops when the bake ends; the wait goes on until its metrics are in
                 until=until,
+                replay_until=record.bake_until,
                 replay_rows=rows,
                 replay_variants=variants,
                 replay_rate=rate,

@@ -27,6 +27,7 @@ class CanaryTrigger(BaseTrigger):
         endpoint_name: str,
         phase: str,
         until: float | None = None,
+        replay_until: float | None = None,
         replay_rows: list[str] | None = None,
         replay_variants: list[str] | None = None,
         replay_rate: float = 0.0,
@@ -40,6 +41,7 @@ class CanaryTrigger(BaseTrigger):
         self.endpoint_name = endpoint_name
         self.phase = phase
         self.until = until
+        self.replay_until = replay_until
         self.replay_rows = replay_rows or []
         self.replay_variants = replay_variants or []
         self.replay_rate = replay_rate
@@ -54,6 +56,7 @@ class CanaryTrigger(BaseTrigger):
                 "endpoint_name": self.endpoint_name,
                 "phase": self.phase,
                 "until": self.until,
+                "replay_until": self.replay_until,
                 "replay_rows": self.replay_rows,
                 "replay_variants": self.replay_variants,
                 "replay_rate": self.replay_rate,
@@ -104,7 +107,7 @@ class CanaryTrigger(BaseTrigger):
         if self.replay_rate > 0 and self.replay_rows and self.replay_variants:
             runtime = await asyncio.to_thread(self._client, "sagemaker-runtime")
             replays = [
-                asyncio.create_task(self._replay(runtime, variant, until))
+                asyncio.create_task(self._replay(runtime, variant, self.replay_until or until))
                 for variant in self.replay_variants
             ]
         self.log.info(
@@ -117,11 +120,8 @@ class CanaryTrigger(BaseTrigger):
         )
         await asyncio.sleep(max(0.0, until - time.time()))
         sent = [await task for task in replays]
-        return {
-            "status": "baked",
-            "at": time.time(),
-            "replayed": dict(zip(self.replay_variants, sent, strict=True)),
-        }
+        replayed = dict(zip(self.replay_variants, sent, strict=True)) if replays else {}
+        return {"status": "baked", "at": time.time(), "replayed": replayed}
 
     async def _replay(self, runtime: Any, variant: str, until: float) -> list[int]:
         """Send sample rows to ``variant`` at ``replay_rate`` calls/s until ``until``;
