@@ -136,7 +136,18 @@ def test_a_5xx_candidate_is_rolled_back_in_the_first_step(
 
 
 def test_a_slow_candidate_is_rolled_back_on_latency(production, sm, s3, runtime, capfd, local_aws):
-    output, record = release_fails(production, sm, s3, capfd, {"latency_ms": 150}, local_aws)
+    # each call takes the fault's 150 ms, so a 3-s bake holds at most 20 of them, fewer on a
+    # busy machine: the minimum is set low, as this test is about latency
+    output, record = release_fails(
+        production,
+        sm,
+        s3,
+        capfd,
+        {"latency_ms": 150},
+        local_aws,
+        MLOPS_DEPLOY_CANARY_PLAN="10%:3s,50%:3s,100%",
+        MLOPS_DEPLOY_MIN_INVOCATIONS="3",
+    )
     step = record["steps"][0]
     failed = [c for c in step["verdict"]["checks"] if not c["passed"]]
     assert [c["metric"] for c in failed] == ["ModelLatency ms (relative)"]
