@@ -132,6 +132,9 @@ class Settings:
     deploy_latency_slack_ms: float = 5.0  # ...plus this, so 1 ms vs 2 ms is not a regression
     deploy_max_latency_ms: float = 1000.0  # candidate ModelLatency, absolute
     deploy_failure_budget: int = 0  # failed analyses tolerated (each re-bakes its step)
+    # "stepped": our steps and analysis; "native": the same plan handed to SageMaker's
+    # BlueGreenUpdatePolicy, rolled back by CloudWatch alarms on the same bounds
+    deploy_canary_mode: str = "stepped"
     # traffic replay during bakes: requests per second sent to EACH variant (TargetVariant)
     # with sample rows, so a quiet endpoint still reaches a verdict; 0 = live traffic only
     deploy_replay_rate: float = 0.0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -258,3 +260,40 @@ def test_an_interrupted_release_resumes_the_same_step_from_its_record(aws_conn, 
     assert [
         v["VariantName"] for v in sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
     ] == [f"v{version}"]
+
+
+# -- native mode: SageMaker's BlueGreenUpdatePolicy with rollback alarms ------------------------
+def test_native_mode_hands_the_plan_to_sagemaker_and_fails_on_its_rollback(
+    production, sm, s3, runtime, local_aws, capfd
+):
+    registry, endpoint, _ = production
+    cloudwatch = local_aws.client("cloudwatch")
+    native = {"MLOPS_DEPLOY_CANARY_MODE": "native", "MLOPS_DEPLOY_CANARY_PLAN": "10%:3s,100%"}
+    candidate = registry.register(sm, s3, [1, 2, 8])
+
+    def fire_the_alarm() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"{endpoint}-canary")
+            names = [
+                a["AlarmName"] for a in alarms["MetricAlarms"] if a["AlarmName"].endswith("-5xx")
+            ]
+            if names:
+                cloudwatch.set_alarm_state(
+                    AlarmName=names[0], StateValue="ALARM", StateReason="test"
+                )
+                return
+            time.sleep(0.1)
+
+    firing = threading.Thread(target=fire_the_alarm, daemon=True)
+    firing.start()
+    capfd.readouterr()
+    with environment(registry, endpoint, **native):
+        run = run_release(candidate, endpoint)
+    out = capfd.readouterr()
+    firing.join(timeout=5)
+    assert run.state == "failed"
+    text = out.out + out.err
+    assert "ROLLED BACK: SageMaker rolled back: Rolled back to endpoint configuration" in text
+    assert "-5xx was in ALARM state" in text
+    only_baseline_serves(sm, runtime, endpoint)

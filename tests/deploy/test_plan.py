@@ -44,3 +44,22 @@ def test_a_plan_that_cannot_run_is_refused_with_the_fix(text, message):
         parse_plan(text, metric_period_seconds=60)
     assert message in str(error.value)
     assert "MLOPS_DEPLOY_CANARY_PLAN" in str(error.value)
+
+
+def test_native_mode_maps_canary_and_linear_plans():
+    from mlops_pipeline.deploy.plan import native_deployment
+
+    canary = native_deployment(parse_plan("10%:5m,100%", metric_period_seconds=60), ["a"], 3600)
+    routing = canary["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        "WaitIntervalInSeconds": 300,
+    }
+    assert canary["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a"}]}
+    linear = native_deployment(
+        parse_plan("25%:1m,50%:1m,75%:1m,100%", metric_period_seconds=60), [], 3600
+    )
+    assert linear["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "LINEAR"
+    with pytest.raises(PlanError, match="native mode .* takes one canary step then 100%"):
+        native_deployment(parse_plan("10%:5m,50%:10m,100%", metric_period_seconds=60), [], 3600)

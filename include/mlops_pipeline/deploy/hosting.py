@@ -180,6 +180,42 @@ def autoscaling_requests(
     return target, policy
 
 
+def rollback_alarm_requests(
+    settings: Settings, *, endpoint: str, variant: str, name_prefix: str, bounds: Any
+) -> list[dict[str, Any]]:
+    """PutMetricAlarm for native mode: the analysis's absolute bounds as CloudWatch alarms
+    on the candidate variant (a blue/green fleet has no baseline to compare with live)."""
+    dims = [
+        {"Name": "EndpointName", "Value": endpoint},
+        {"Name": "VariantName", "Value": variant},
+    ]
+    common = {
+        "Namespace": NAMESPACE,
+        "Dimensions": dims,
+        "Statistic": "Average",
+        "Period": settings.deploy_metric_period_seconds,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    return [
+        {
+            **common,
+            "AlarmName": f"{name_prefix}-5xx",
+            "MetricName": "Invocation5XXErrors",
+            "Threshold": bounds.max_error_rate_increase,
+            "AlarmDescription": "5XX rate of the candidate (model_deploy native canary)",
+        },
+        {
+            **common,
+            "AlarmName": f"{name_prefix}-latency",
+            "MetricName": "ModelLatency",
+            "Threshold": bounds.max_latency_ms * 1000.0,  # ModelLatency is in microseconds
+            "AlarmDescription": "ModelLatency of the candidate (model_deploy native canary)",
+        },
+    ]
+
+
 # -- reads over clients ----------------------------------------------------------------------
 def describe_endpoint(sm: Any, name: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError

@@ -72,8 +72,9 @@ class CanaryReleaseOperator(BaseOperator):
         return AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type=service).get_conn()
 
     def _setup(self, context: Context) -> None:
+        from mlops_pipeline.config import SettingsError
         from mlops_pipeline.deploy.analysis import Bounds
-        from mlops_pipeline.deploy.plan import parse_plan
+        from mlops_pipeline.deploy.plan import native_deployment, parse_plan
         from mlops_pipeline.operators.sagemaker import job_run
 
         self.settings = self._settings()
@@ -84,6 +85,11 @@ class CanaryReleaseOperator(BaseOperator):
         )
         self.bounds = Bounds.from_settings(self.settings)
         hosting.autoscaling_requests(self.settings, "check", "check")  # bad min/max: now
+        self.mode = self.settings.deploy_canary_mode
+        if self.mode not in ("stepped", "native"):
+            raise SettingsError(f"MLOPS_DEPLOY_CANARY_MODE={self.mode!r}: use stepped or native")
+        if self.mode == "native":  # a plan SageMaker cannot run is refused before traffic moves
+            native_deployment(self.parsed_plan, [], self.settings.job_timeout_seconds)
         self.run = job_run(context)
         self.endpoint = self.endpoint_name or self.settings.deploy_endpoint_name
         self.sm = self._client("sagemaker")
@@ -197,7 +203,9 @@ class CanaryReleaseOperator(BaseOperator):
             dag_id=self.run.dag_id,
             run_id=self.run.run_id,
         )
-        if baseline is not None and canary_config is not None and endpoint is not None:
+        if baseline is not None and self.mode == "native":
+            self._start_native(release)
+        elif baseline is not None and canary_config is not None and endpoint is not None:
             first = self.parsed_plan.steps[0].weight
             count = next(
                 (
@@ -231,6 +239,36 @@ class CanaryReleaseOperator(BaseOperator):
             )
         self._save(release)
         return release
+
+    def _start_native(self, release: Release) -> None:
+        """Hand the plan to SageMaker: one UpdateEndpoint with a BlueGreenUpdatePolicy and
+        alarms on the analysis's bounds; SageMaker shifts, bakes and rolls back."""
+        from mlops_pipeline.deploy.plan import native_deployment
+
+        cloudwatch = self._client("cloudwatch")
+        requests = hosting.rollback_alarm_requests(
+            self.settings,
+            endpoint=release.endpoint,
+            variant=release.candidate.variant,
+            name_prefix=hosting.naming.job_name(release.endpoint, "canary", self.run.key),
+            bounds=self.bounds,
+        )
+        for request in requests:
+            cloudwatch.put_metric_alarm(**request)
+        release.mode = "native"
+        release.canary_config = None
+        release.deployment_config = native_deployment(
+            self.parsed_plan, [r["AlarmName"] for r in requests], self.settings.job_timeout_seconds
+        )
+        release.status = "promoting"
+        self.log.info(
+            "native canary release of %s onto %s: %s, by SageMaker's BlueGreenUpdatePolicy "
+            "with rollback alarms %s",
+            release.candidate.package_arn,
+            release.endpoint,
+            self.parsed_plan.describe(),
+            ", ".join(r["AlarmName"] for r in requests),
+        )
 
     def _ensure_model(self, name: str, package: dict[str, Any], tags: list[dict[str, str]]) -> None:
         from botocore.exceptions import ClientError
@@ -365,6 +403,11 @@ class CanaryReleaseOperator(BaseOperator):
             # asked before, and the endpoint is InService on another config: SageMaker
             # rolled the update back (a variant that did not start, an alarm)
             reason = endpoint.get("FailureReason") or "no FailureReason given"
+            if release.mode == "native" and release.status == "promoting":
+                # an update that rolled back ends InService with a FailureReason: failed
+                release.finish("rolled_back", time.time(), f"SageMaker rolled back: {reason}")
+                self._save(release)
+                return self._fail(release)
             if release.status == "shifting":
                 release.finish(
                     "rolled_back",
@@ -379,7 +422,10 @@ class CanaryReleaseOperator(BaseOperator):
                 f"release record ({self.audit_uri}) is {release.status}: clear the task to retry"
             )
         self.log.info("UpdateEndpoint %s → %s", release.endpoint, config)
-        self.sm.update_endpoint(EndpointName=release.endpoint, EndpointConfigName=config)
+        request: dict[str, Any] = {"EndpointName": release.endpoint, "EndpointConfigName": config}
+        if release.deployment_config and config == release.candidate.config:
+            request["DeploymentConfig"] = release.deployment_config
+        self.sm.update_endpoint(**request)
         release.asked = f"config:{config}"
         return False
 

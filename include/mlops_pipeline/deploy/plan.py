@@ -147,3 +147,47 @@ def validate_plan(plan: Plan, *, metric_period_seconds: float) -> Plan:
             f"candidate is promoted, e.g. {EXAMPLE}"
         )
     return plan
+
+
+def native_deployment(plan: Plan, alarms: list[str], timeout_seconds: int) -> dict[str, Any]:
+    """The plan as SageMaker's DeploymentConfig: one canary step then the rest (CANARY), or
+    equal steps with one bake (LINEAR); rolled back when an alarm fires."""
+    steps = plan.steps
+    first = steps[0]
+    if len(steps) == 2:
+        routing: dict[str, Any] = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": first.weight},
+            "WaitIntervalInSeconds": int(first.bake_seconds),
+        }
+    elif (
+        all(
+            s.weight == first.weight * i and s.bake_seconds == first.bake_seconds
+            for i, s in enumerate(steps[:-1], 1)
+        )
+        and 100 - steps[-2].weight <= first.weight
+    ):
+        routing = {
+            "Type": "LINEAR",
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": first.weight},
+            "WaitIntervalInSeconds": int(first.bake_seconds),
+        }
+    elif len(steps) == 1:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": int(first.bake_seconds)}
+    else:
+        raise PlanError(
+            f"{FIELD}={plan.describe()!r}: native mode (MLOPS_DEPLOY_CANARY_MODE=native, "
+            "SageMaker's BlueGreenUpdatePolicy) takes one canary step then 100% (e.g. "
+            "10%:5m,100%) or equal steps with one bake (e.g. 25%:5m,50%:5m,75%:5m,100%); "
+            "use the stepped mode for other plans"
+        )
+    if routing["WaitIntervalInSeconds"] > 3600:
+        raise PlanError(f"{FIELD}: native mode bakes at most 1 h per step (SageMaker's limit)")
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": max(600, min(28800, timeout_seconds)),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in alarms]},
+    }

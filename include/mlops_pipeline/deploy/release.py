@@ -65,6 +65,8 @@ class Release:
     ended_at: float | None = None
     reason: str | None = None
     asked: str | None = None  # the endpoint change last asked for, until it shows
+    mode: str = "stepped"  # or "native": SageMaker shifts and rolls back by itself
+    deployment_config: dict[str, Any] | None = None  # native mode's DeploymentConfig
     schema: int = SCHEMA
 
     # -- (de)serialisation ---------------------------------------------------------------------
