@@ -297,3 +297,26 @@ def test_native_mode_hands_the_plan_to_sagemaker_and_fails_on_its_rollback(
     assert "ROLLED BACK: SageMaker rolled back: Rolled back to endpoint configuration" in text
     assert "-5xx was in ALARM state" in text
     only_baseline_serves(sm, runtime, endpoint)
+
+
+def test_native_mode_promotes_when_no_alarm_fires(aws_conn, sm, s3, local_aws):
+    registry = new_registry(sm, s3)
+    endpoint = unique("prod")
+    first = registry.register(sm, s3, [1, 2, 3])
+    second = registry.register(sm, s3, [1, 2, 4])
+    native = {"MLOPS_DEPLOY_CANARY_MODE": "native", "MLOPS_DEPLOY_CANARY_PLAN": "10%:2s,100%"}
+    with environment(registry, endpoint, **native):
+        assert run_release(first, endpoint).state == "success"
+        run = run_release(second, endpoint)
+    assert run.state == "success"
+    summary = run.get_task_instance("canary_release").xcom_pull(task_ids="canary_release")
+    assert summary["status"] == "promoted" and summary["previous_package"] == first
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["v2"]
+    policy = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"]["CanarySize"]["Value"] == 10
+    alarms = local_aws.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{endpoint}-canary")
+    assert sorted(a["AlarmName"].rsplit("-", 1)[1] for a in alarms["MetricAlarms"]) == [
+        "5xx",
+        "latency",
+    ]

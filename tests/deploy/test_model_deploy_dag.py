@@ -156,3 +156,23 @@ def test_a_decision_in_the_ui_is_written_to_the_registry(aws_conn, sm, s3):
     assert described["ApprovalDescription"] == (
         "Approved in Airflow (model_deploy) by alice at 2026-03-08T09:30:00+00:00"
     )
+
+
+def test_no_decision_in_time_ends_the_run_cleanly(aws_conn, local_aws, sm, s3, capfd):
+    registry = new_registry(sm, s3)
+    endpoint = unique("prod")
+    package = registry.register(sm, s3, [1, 2, 3], status="PendingManualApproval")
+    # 0.001 h = 3.6 s: nobody decides within it
+    with environment(registry, endpoint, MLOPS_DEPLOY_APPROVAL_TIMEOUT_HOURS="0.001"):
+        capfd.readouterr()
+        run = run_model_deploy({"package_arn": package})
+        captured = capfd.readouterr()
+    assert run.state == "success", states(run)
+    got = states(run)
+    assert {got[t] for t in ("deploy_staging", "smoke_test", "canary_release")} == {"skipped"}
+    assert "nothing is deployed and the package stays PendingManualApproval" in (
+        captured.out + captured.err
+    )
+    described = sm.describe_model_package(ModelPackageName=package)
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    assert not sm.list_endpoints(NameContains=endpoint)["Endpoints"]
