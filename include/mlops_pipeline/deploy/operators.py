@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline.deploy import hosting
 from mlops_pipeline.deploy.release import Release, Variant
@@ -299,7 +299,14 @@ class CanaryReleaseOperator(BaseOperator):
         from mlops_pipeline.deploy.release import next_step
 
         if event and event.get("status") == "error":
+            # the wait broke (an AWS error in the trigger), or the endpoint ended Failed; a
+            # retry resumes from the record, after _converge has said which
             self.log.warning("the wait reported an error: %s", event.get("message"))
+            if event.get("endpoint_status") is None:
+                raise AirflowException(
+                    f"waiting on endpoint {release.endpoint} failed: {event.get('message')}; "
+                    f"a retry resumes release {release.release_id} from {self.audit_uri}"
+                )
         while True:
             if release.finished:
                 return self._done(release)
