@@ -71,9 +71,17 @@ def test_first_deployment_then_a_healthy_canary_is_promoted(aws_conn, local_aws,
     assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
         "SageMakerVariantInvocationsPerInstance"
     )
-    summary = run.get_task_instance("canary_release").xcom_pull(task_ids="canary_release")
+    ti = run.get_task_instance("canary_release")
+    summary = ti.xcom_pull(task_ids="canary_release")
     assert summary["status"] == "promoted"
     assert summary["previous_package"] == first
+    # the task's link: local_aws's description of the endpoint (the AWS console on AWS)
+    from mlops_pipeline.links import SageMakerResourceLink
+
+    stored = ti.xcom_pull(task_ids="canary_release", key=SageMakerResourceLink.key)
+    assert stored, "no link persisted"
+    link = SageMakerResourceLink().format_link(**stored)
+    assert link == f"{local_aws.url}/_local_aws/describe/endpoints/{endpoint}"
     assert summary["steps"] == ["10%: passed", "50%: passed", "100%: not judged"]
 
 

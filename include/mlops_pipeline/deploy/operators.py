@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline.deploy import hosting
 from mlops_pipeline.deploy.release import Release, Variant
+from mlops_pipeline.links import SageMakerResourceLink, persist_link
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,6 +45,7 @@ class CanaryReleaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("package_arn", "endpoint_name", "plan")
     ui_color = "#c7e9c0"
+    operator_extra_links = (SageMakerResourceLink(),)
 
     def __init__(
         self,
@@ -95,6 +97,9 @@ class CanaryReleaseOperator(BaseOperator):
         self.sm = self._client("sagemaker")
         self.s3 = self._client("s3")
         self.audit_uri = hosting.audit_uri(self.settings, self.endpoint, self.run.key)
+        # on every run of the task (first try, each resume, a retry): cheap, and the link is
+        # there whichever run wrote last
+        persist_link(context, self, "endpoint", self.endpoint)
 
     def _save(self, release: Release) -> None:
         hosting.write_record(self.s3, self.audit_uri, release.to_json())
@@ -619,6 +624,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         "package_arn",
         "endpoint_name",
     )
+    operator_extra_links = (SageMakerResourceLink(),)
 
     def __init__(
         self, *, package_arn: str, endpoint_name: str | None = None, **kwargs: Any
@@ -637,6 +643,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         sm = self.hook.conn
         package = sm.describe_model_package(ModelPackageName=self.package_arn)
         endpoint = self.endpoint_name or settings.deploy_staging_endpoint_name
+        persist_link(context, self, "endpoint", endpoint)
         model = hosting.model_name(endpoint, package, run.key)
         self.check_interval = int(max(1, settings.deploy_poll_seconds))
         self.config = {
