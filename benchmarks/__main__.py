@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from benchmarks import (
+    bench_deploy,
     bench_endpoints,
     bench_jobs,
     bench_model_build,
@@ -25,6 +26,7 @@ SUITES = {
     "quality": bench_quality.run,
     "model_build": bench_model_build.run,
     "parity": bench_parity.run,
+    "model_deploy": bench_deploy.run,
 }
 
 

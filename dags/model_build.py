@@ -14,7 +14,8 @@ validate_training_data  the data-quality gate (GX in a Processing job), one task
 → quality_gate          absolute thresholds from settings, no regression against the
                         currently approved model
 → register              ModelPackage in the group, PendingManualApproval, with metrics,
-                        drift baseline and lineage (dag_id, run_id, data window, code version)
+                        drift baseline and lineage (dag_id, run_id, data window, code version);
+                        its Asset event (card_fraud_model_package) triggers model_deploy
 ```
 
 **Schedule.** Triggered by the `card_fraud_drift` Asset, which batch_inference's
@@ -41,7 +42,7 @@ import datetime as dt
 from airflow.sdk import chain, dag, task
 
 from mlops_pipeline import jobs
-from mlops_pipeline.assets import drift_asset, drifted_partition
+from mlops_pipeline.assets import drift_asset, drifted_partition, model_package_asset
 from mlops_pipeline.operators.data_quality import DataQualityOperator
 from mlops_pipeline.operators.sagemaker import (
     ModelQualityGateOperator,
@@ -145,6 +146,7 @@ def model_build():
     )
     register = RegisterModelPackageOperator(
         task_id="register",
+        outlets=[model_package_asset()],  # schedules model_deploy
         request=jobs.model_package_request,
         request_args={
             "model_uri": tune.output["model_uri"],

@@ -10,7 +10,8 @@ the user's browser can send requests to. So, in front of every route:
   CORS headers, which echo every ``Origin``, are dropped, and preflights are refused.
 - the admin routes (``/_local_aws/...`` faults, moto's ``/moto-api/...`` dashboard and
   reset) need the token the server writes at start to ``<data dir>/admin-token`` (0600);
-  ``/_local_aws/health`` stays open for readiness checks.
+  ``GET /_local_aws/health`` (readiness) and ``GET /_local_aws/describe/...`` (the job pages
+  task links open) stay open.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from xml.sax.saxutils import escape
 TOKEN_FILE = "admin-token"
 TOKEN_HEADER = "X-Local-AWS-Token"
 _TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
-OPEN_ROUTES = frozenset({"/_local_aws/health"})
+# readiness, and the read-only job pages task links open in a browser (GET only)
+OPEN_PREFIXES = ("/_local_aws/health", "/_local_aws/describe/")
 ADMIN_PREFIXES = ("/_local_aws/", "/moto-api")
 _PRESIGNED = ("X-Amz-Signature", "X-Amz-Credential", "Signature", "AWSAccessKeyId")
 
@@ -92,7 +94,8 @@ def wrap(app: WSGIApp, *, token: str, cors_origins: Iterable[str] = ()) -> WSGIA
                 f"cross-origin requests from {origin} are not allowed: start local_aws with "
                 f"--cors-origin {origin} to allow them",
             )
-        if path.startswith(ADMIN_PREFIXES) and path not in OPEN_ROUTES:
+        is_open = path.startswith(OPEN_PREFIXES) and environ.get("REQUEST_METHOD") == "GET"
+        if path.startswith(ADMIN_PREFIXES) and not is_open:
             given = environ.get(_TOKEN_ENVIRON, "")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return _deny(

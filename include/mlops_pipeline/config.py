@@ -114,6 +114,40 @@ class Settings:
     # between two Describe* calls of a waiting task; fractions are fine (local_aws)
     check_interval_seconds: float = 30
     extra: Mapping[str, str] = field(default_factory=dict)
+    # model_deploy: approval, staging smoke test and the canary release (mlops_pipeline.deploy)
+    deploy_endpoint_name: str = "card-fraud"  # the production endpoint
+    deploy_staging_endpoint_name: str = "card-fraud-staging"
+    deploy_prefix: str = "model-deploy"  # audit records: <prefix>/releases/<endpoint>/<id>.json
+    deploy_instance_count: int = 1
+    # steps of candidate traffic with a bake each: "10%:5m,50%:10m,100%" or a JSON list
+    # [{"weight": 10, "bake": "5m"}, ...]; the last step is 100 (its bake is optional)
+    deploy_canary_plan: str = "10%:5m,50%:10m,100%"
+    # CloudWatch period the analysis reads (SageMaker publishes endpoint metrics per minute)
+    # and how long after a bake its datapoints are complete
+    deploy_metric_period_seconds: int = 60
+    deploy_metrics_delay_seconds: float = 120
+    deploy_min_invocations: int = 100  # per variant and bake; fewer (or none) fails the step
+    deploy_max_error_rate_increase: float = 0.01  # candidate 5XX rate minus the baseline's
+    deploy_max_latency_ratio: float = 1.5  # candidate ModelLatency over the baseline's...
+    deploy_latency_slack_ms: float = 5.0  # ...plus this, so 1 ms vs 2 ms is not a regression
+    deploy_max_latency_ms: float = 1000.0  # candidate ModelLatency, absolute
+    deploy_failure_budget: int = 0  # failed analyses tolerated (each re-bakes its step)
+    # "stepped": our steps and analysis; "native": the same plan handed to SageMaker's
+    # BlueGreenUpdatePolicy, rolled back by CloudWatch alarms on the same bounds
+    deploy_canary_mode: str = "stepped"
+    # traffic replay during bakes: requests per second sent to EACH variant (TargetVariant)
+    # with sample rows, so a quiet endpoint still reaches a verdict; 0 = live traffic only
+    deploy_replay_rate: float = 0.0
+    deploy_sample_rows: int = 20  # rows of the test split for the smoke test and the replay
+    deploy_smoke_max_latency_ms: float = 2000.0  # per InvokeEndpoint of the smoke test
+    deploy_approval_timeout_hours: float = 72.0
+    deploy_poll_seconds: float = 15.0  # endpoint status and approval polls while deferred
+    # Application Auto Scaling of the production variant (target tracking on
+    # SageMakerVariantInvocationsPerInstance), re-registered for the variant each promotion;
+    # max 0 = none
+    deploy_autoscaling_min_instances: int = 1
+    deploy_autoscaling_max_instances: int = 0
+    deploy_autoscaling_target_invocations: float = 70.0  # per instance and minute
 
     def s3_uri(self, *parts: str) -> str:
         """s3://<bucket>/<parts joined by '/'>."""
@@ -136,6 +170,13 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "tuning_max_jobs": 4,
         "tuning_max_parallel": 2,
         "static_hyperparameters": {**DEFAULT_STATIC_HYPERPARAMETERS, "nthread": "1"},
+        # model_deploy: local_aws publishes endpoint metrics every 3 s, at any period
+        "deploy_canary_plan": "10%:30s,50%:30s,100%",
+        "deploy_metric_period_seconds": 1,
+        "deploy_metrics_delay_seconds": 3.5,
+        "deploy_min_invocations": 20,
+        "deploy_replay_rate": 5.0,
+        "deploy_poll_seconds": 0.5,
     },
     "aws": {"bucket": "", "role_arn": "", "check_interval_seconds": 30},
 }

@@ -9,8 +9,13 @@ Run by scripts/demo (which starts local_aws and prepares Airflow's metadata DB).
    hyperparameters, the metrics, the model package and where the reports are (copies of
    them in ``.airflow/demo/reports/``).
 
-Exit 0 only when every step worked. Later steps (approval, model_deploy, batch_inference)
-join the STEPS list as they land.
+4. approve the new package through the registry API (as a reviewer in Studio would);
+5. ``airflow dags test model_deploy`` with that package: approval seen, staging, smoke test,
+   canary release onto the production endpoint (a first run creates it); the release's steps
+   are printed from its audit record.
+
+Exit 0 only when every step worked. Later steps (batch_inference) join the STEPS list as
+they land.
 """
 
 from __future__ import annotations
@@ -305,10 +310,112 @@ def _short(value: str) -> str:
     return str(int(number)) if number.is_integer() else f"{number:.4g}"
 
 
+# -- model_deploy --------------------------------------------------------------------------------
+# quick bakes for the demo; the local profile's plan bakes 30 s per step
+DEMO_CANARY_PLAN = "10%:5s,50%:5s,100%"
+DEPLOY_SHOWN = re.compile(
+    r"\[DAG TEST\] starting task_id=(?P<task>\S+) map_index=(?P<index>-?\d+)"
+    r"|(?P<line>(Approved|Rejected) in the Model Registry by \S+"
+    r"|smoke test of \S+ passed: [^\[]*"
+    r"|canary release of \S+ onto \S+: [^\[]*"
+    r"|endpoint \S+ does not exist: first deployment[^\[]*"
+    r"|step \d+ verdict: [^\[]*"
+    r"|(AirflowFailException|AirflowException): [^\[]*)"
+)
+
+
+def approve_package(demo: Demo) -> None:
+    """The newest package, approved through the registry API as a reviewer in Studio would."""
+    sm = demo.client("sagemaker")
+    package = demo.facts.get("package") or sm.describe_model_package(
+        ModelPackageName=sm.list_model_packages(
+            ModelPackageGroupName=demo.settings.model_package_group,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"][0]["ModelPackageArn"]
+    )
+    arn = package["ModelPackageArn"]
+    sm.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Approved",
+        ApprovalDescription="approved by make demo (a reviewer in Studio would do the same)",
+    )
+    demo.facts["deploy_package"] = arn
+    if "package" in demo.facts:  # the summary shows the package as it is now
+        demo.facts["package"] = sm.describe_model_package(ModelPackageName=arn)
+    say(f"  {arn}: Approved (UpdateModelPackage)")
+
+
+def run_model_deploy(demo: Demo) -> None:
+    log_path = demo.out / "model_deploy.log"
+    conf = json.dumps({"package_arn": demo.facts["deploy_package"]})
+    command = ["airflow", "dags", "test", "model_deploy", demo.end.isoformat(), "-c", conf]
+    env = dict(os.environ)
+    env.setdefault("MLOPS_DEPLOY_CANARY_PLAN", DEMO_CANARY_PLAN)
+    say(
+        f"  $ airflow dags test model_deploy {demo.end} -c '{conf}'   (full log: {shown(log_path)})"
+    )
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        )
+        assert process.stdout is not None
+        seen: set[str] = set()
+        for line in process.stdout:
+            log.write(line)
+            match = DEPLOY_SHOWN.search(line)
+            if not match:
+                continue
+            if match.group("task"):
+                if match.group("task") not in seen:  # a deferred task starts again
+                    seen.add(match.group("task"))
+                    say(f"  ▸ {match.group('task')}")
+            else:
+                say(f"      {match.group('line').strip()[:200]}")
+        code = process.wait()
+    demo.facts["model_deploy_seconds"] = time.monotonic() - started
+    if code != 0:
+        raise DemoError(f"model_deploy failed (exit {code}); the whole run in {log_path}")
+    say(release_steps(demo))
+
+
+def release_steps(demo: Demo) -> str:
+    """The newest release onto the production endpoint, step by step, from its audit record."""
+    from mlops_pipeline.deploy.release import Release, iso, step_lines
+
+    s3, settings = demo.client("s3"), demo.settings
+    prefix = f"{settings.deploy_prefix}/releases/{settings.deploy_endpoint_name}/"
+    listing = s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix).get("Contents", [])
+    if not listing:
+        raise DemoError(
+            f"model_deploy left no release record under s3://{settings.bucket}/{prefix}"
+        )
+    newest = max(listing, key=lambda o: o["LastModified"])
+    release = Release.from_json(_read_json(s3, f"s3://{settings.bucket}/{newest['Key']}"))
+    lines = [
+        "Release",
+        f"  {release.endpoint}: {release.status} at {iso(release.ended_at)}; "
+        f"{release.candidate.variant} = {release.candidate.package_arn}",
+    ]
+    if release.baseline is not None:
+        lines.append(
+            f"  previous production: {release.baseline.variant} = {release.baseline.package_arn}"
+        )
+    lines += [f"  {line}" for line in step_lines(release)]
+    if release.status == "created":
+        lines.append("  (first deployment: the endpoint was created; the next run is a canary)")
+    lines.append(f"  audit record: s3://{settings.bucket}/{newest['Key']}")
+    return "\n".join(lines)
+
+
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("demo data", write_data),
     ("model_build", run_model_build),
     ("results", collect),
+    ("approval", approve_package),
+    ("model_deploy", run_model_deploy),
 ]
 
 

@@ -515,3 +515,19 @@ def test_endpoints_serve_again_after_a_restart(tmp_path):
     finally:
         server.stop()
     assert model_server_processes(str(tmp_path / "data")) == []
+
+
+def test_the_description_page_shows_what_describe_endpoint_does(local_aws, sm, served):
+    """/_local_aws/describe/<console kind>/<name>: the target of task links offline."""
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(f"{local_aws.url}/_local_aws/describe/endpoints/{served}") as page:
+        shown = json.loads(page.read())
+    described = sm.describe_endpoint(EndpointName=served)
+    assert shown["EndpointName"] == served and shown["EndpointArn"] == described["EndpointArn"]
+    assert shown["EndpointStatus"] == described["EndpointStatus"]
+    assert "_Fleet" not in shown  # private state stays private
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{local_aws.url}/_local_aws/describe/endpoints/nothing-here")
+    assert missing.value.code == 404

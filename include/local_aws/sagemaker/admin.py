@@ -1,4 +1,6 @@
-"""Admin routes under /_local_aws/: health, and faults on request for tests."""
+"""Admin routes under /_local_aws/: health, a resource's description (what the AWS
+console's page for it shows, as JSON: the target of the pipeline's task links offline),
+and faults on request for tests."""
 
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ from local_aws.sagemaker.errors import ValidationException
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
 
+# the console's path segment → (local_aws record kind, the Describe* operation shaping it)
+DESCRIBED = {
+    "training-jobs": ("training-jobs", "DescribeTrainingJob"),
+    "processing-jobs": ("processing-jobs", "DescribeProcessingJob"),
+    "transform-jobs": ("transform-jobs", "DescribeTransformJob"),
+    "hyper-tuning-jobs": ("tuning-jobs", "DescribeHyperParameterTuningJob"),
+    "endpoints": ("endpoints", "DescribeEndpoint"),
+}
 JOB_KINDS = {
     "training-jobs": "TrainingJobStatus",
     "processing-jobs": "ProcessingJobStatus",
@@ -31,6 +41,8 @@ def handle(backend: Backend, request: Request) -> Response:
         return _json(
             {"status": "ok", "running_jobs": len(backend.jobs), "data_dir": str(backend.data_dir)}
         )
+    if len(parts) == 3 and parts[0] == "describe":
+        return _describe(backend, parts[1], parts[2])
     if parts[:1] != ["faults"]:
         return _json({"message": f"no admin route {request.path}"}, 404)
     rest = parts[1:]
@@ -78,3 +90,20 @@ def handle(backend: Backend, request: Request) -> Response:
     except (ValueError, TypeError, ValidationException) as exc:
         return _json({"message": str(exc)}, 400)
     return _json({"message": f"no admin route {request.path}"}, 404)
+
+
+def _describe(backend: Backend, segment: str, name: str) -> Response:
+    from local_aws.sagemaker.api import shape_response
+
+    if segment not in DESCRIBED:
+        return _json(
+            {"message": f"no described kind {segment!r}: use one of {', '.join(DESCRIBED)}"}, 404
+        )
+    kind, operation = DESCRIBED[segment]
+    record = backend.store.get(kind, name)
+    if record is None:
+        return _json({"message": f"{segment} {name} does not exist"}, 404)
+    return Response(
+        json.dumps(shape_response(operation, record), indent=1, default=str),
+        content_type="application/json",
+    )

@@ -35,6 +35,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline import naming
+from mlops_pipeline.links import SageMakerResourceLink, persist_link
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -146,6 +147,8 @@ class _ReattachingJob(BaseOperator):
 
     # the provider operator's arguments that differ from its defaults, per kind
     provider_defaults: ClassVar[dict[str, Any]] = {}
+    # the job's page: AWS console, or local_aws's description offline (mlops_pipeline.links)
+    operator_extra_links = (SageMakerResourceLink(),)
 
     def __init__(
         self,
@@ -230,6 +233,7 @@ class _ReattachingJob(BaseOperator):
                 f"(the last: {name}); fix the cause before clearing the task again"
             )
 
+        persist_link(context, self, self.kind.lower(), name)
         if description is None:
             self.config = self.request(settings, run, name=name, **(self.request_args or {}))
             self.preprocess_config()
@@ -292,6 +296,8 @@ class _ReattachingJob(BaseOperator):
         event = event or {}
         name = str(event.get("job_name", ""))
         status = event.get("status")
+        if name:  # as in execute: the link is there whichever run of the task wrote last
+            persist_link(context, self, self.kind.lower(), name)
         if status == "success":
             return self._finish(name)
         if status == "timeout":
@@ -543,6 +549,12 @@ class RegisterModelPackageOperator(SageMakerBaseOperator):
             package.get("ModelApprovalStatus"),
             self.config["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"],
         )
+        # model_deploy is scheduled on this asset: its event names the package to approve
+        from mlops_pipeline.assets import model_package_asset
+
+        for outlet in self.outlets:
+            if getattr(outlet, "name", None) == model_package_asset().name:
+                context["outlet_events"][outlet].extra = {"model_package_arn": arn}
         return {
             "model_package_arn": arn,
             "model_package_group": group,

@@ -1,0 +1,132 @@
+"""model_deploy's canary release on local_aws: how fast it decides and how fast a candidate
+serves, read from the release's own audit record.
+
+``airflow dags test model_deploy`` runs twice as a user runs it: the first run creates the
+production endpoint, the second releases a new package by a two-bake canary plan with
+traffic replay. From the audit record:
+
+- decision latency: from the end of a bake to the next weight change (or rollback); it
+  includes MLOPS_DEPLOY_METRICS_DELAY_SECONDS, the wait for CloudWatch's datapoints of the
+  bake's last seconds (local_aws publishes endpoint metrics every 3 s), shown as the baseline;
+- candidate ready: from UpdateEndpoint with the canary config to the endpoint serving it
+  (blue/green: a model server per variant of the new config starts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Row
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS_DELAY = 3.5
+PLAN = "10%:2s,50%:2s,100%"
+
+
+def run(aws: Any) -> list[Row]:
+    from mlops_pipeline.deploy.release import Release
+    from tests.deploy.kit import new_registry
+
+    s3, sm = aws.client("s3"), aws.client("sagemaker")
+    registry = new_registry(sm, s3)
+    first = registry.register(sm, s3, [1, 2, 3])
+    second = registry.register(sm, s3, [1, 2, 4])
+    endpoint = f"bench-prod-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
+        env = _environment(home, aws, registry.bucket, registry.group, endpoint)
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        for package in (first, second):
+            done = subprocess.run(
+                [
+                    airflow,
+                    "dags",
+                    "test",
+                    "model_deploy",
+                    "-c",
+                    json.dumps({"package_arn": package}),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                tail = "\n".join(done.stdout.splitlines()[-40:])
+                raise RuntimeError(f"model_deploy failed in the benchmark:\n{tail}")
+    listing = s3.list_objects_v2(
+        Bucket=registry.bucket, Prefix=f"model-deploy/releases/{endpoint}/"
+    )["Contents"]
+    records = [
+        Release.from_json(
+            json.loads(s3.get_object(Bucket=registry.bucket, Key=o["Key"])["Body"].read())
+        )
+        for o in listing
+    ]
+    [release] = [r for r in records if r.status == "promoted"]
+    steps = release.steps
+    decisions = [
+        nxt.requested_at - step.bake_until
+        for step, nxt in zip(steps, steps[1:], strict=False)
+        if step.bake_until is not None
+    ]
+    ready = steps[0].started_at - steps[0].requested_at  # type: ignore[operator]
+    worst = max(decisions)
+    return [
+        Row(
+            f"canary decision latency, bake end → weight change (worst of {len(decisions)})",
+            worst,
+            "s",
+            baseline=METRICS_DELAY,
+            baseline_name="waiting for CloudWatch datapoints",
+            target="<= 2 s",
+            ok=worst <= 2.0,
+        ),
+        Row(
+            "  of it, after the datapoints are in: judge, record, UpdateEndpointWeights",
+            worst - METRICS_DELAY,
+            "s",
+        ),
+        Row(
+            "candidate ready, UpdateEndpoint → both variants serving",
+            ready,
+            "s",
+            target="<= 1.5 s",
+            ok=ready <= 1.5,
+        ),
+    ]
+
+
+def _environment(home: str, aws: Any, bucket: str, group: str, endpoint: str) -> dict[str, str]:
+    connection = {
+        "conn_type": "aws",
+        "login": "local",
+        "password": "local",
+        "extra": {"endpoint_url": aws.url, "region_name": aws.region},
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "AWS_"))}
+    env.update(
+        AIRFLOW_HOME=home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__AWS__SESSION_FACTORY="mlops_pipeline.aws_session.SharedLoaderSessionFactory",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW_CONN_AWS_DEFAULT=json.dumps(connection),
+        MLOPS_PROFILE="local",
+        MLOPS_BUCKET=bucket,
+        MLOPS_MODEL_PACKAGE_GROUP=group,
+        MLOPS_DEPLOY_ENDPOINT_NAME=endpoint,
+        MLOPS_DEPLOY_STAGING_ENDPOINT_NAME=f"{endpoint}-staging",
+        MLOPS_DEPLOY_CANARY_PLAN=PLAN,
+        MLOPS_DEPLOY_METRICS_DELAY_SECONDS=str(METRICS_DELAY),
+        MLOPS_DEPLOY_REPLAY_RATE="8",
+        MLOPS_DEPLOY_MIN_INVOCATIONS="5",
+        MLOPS_DEPLOY_LATENCY_SLACK_MS="50",
+    )
+    return env

@@ -1,0 +1,95 @@
+"""The Releases view: the plugin's FastAPI app over audit records in local_aws's S3,
+mounted by Airflow's own api-server app."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_pipeline.deploy.plan import parse_plan
+from mlops_pipeline.deploy.release import Variant, new_release
+from tests.conftest import unique
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+
+
+@pytest.fixture
+def records(s3, monkeypatch):
+    bucket = unique("releases")
+    s3.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("MLOPS_BUCKET", bucket)
+    release = new_release(
+        release_id="20260307-abc123",
+        endpoint="card-fraud",
+        candidate=Variant("v2", "m2", "arn:aws:sagemaker:us-east-1:1:model-package/g/2", "c2"),
+        baseline=Variant("v1", "m1", "arn:aws:sagemaker:us-east-1:1:model-package/g/1", "c1"),
+        plan=parse_plan("10%:2s,100%", metric_period_seconds=1),
+        bounds={},
+        canary_config="canary",
+        failure_budget=0,
+        now=1000.0,
+    )
+    release.begin_step(1, 1000.0)
+    release.serving(1001.0)
+    verdict = {
+        "passed": False,
+        "reason": "step 1 (10%): Invocation5XXErrors rate = 0.5, bound 0.01 (...)",
+        "checks": [
+            {
+                "metric": "Invocation5XXErrors rate",
+                "value": 0.5,
+                "bound": 0.01,
+                "passed": False,
+                "detail": "...",
+            }
+        ],
+    }
+    release.judge(verdict, {"v2": {"invocations": 20, "error_rate": 0.5}}, 1004.0)
+    release.finish("rolled_back", 1010.0)
+    key = "model-deploy/releases/card-fraud/20260307-abc123.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(release.to_json()))
+    return bucket, key
+
+
+def test_the_view_lists_releases_with_steps_and_chart(records, s3):
+    from fastapi.testclient import TestClient
+
+    from mlops_pipeline.deploy.releases_view import create_app
+
+    client = TestClient(create_app(lambda: s3))
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "card-fraud" in page.text and "rolled_back" in page.text
+    assert "step 1: 10% — FAILED" in page.text
+    assert "Invocation5XXErrors rate = 0.5 (bound 0.01)" in page.text
+    assert "<svg" in page.text and "5XX rate 0.500" in page.text
+    [record] = client.get("/api").json()
+    assert (
+        record["status"] == "rolled_back"
+        and record["audit_uri"] == f"s3://{records[0]}/{records[1]}"
+    )
+
+
+def test_the_plugin_is_mounted_by_the_api_server(records, aws_conn):
+    """Airflow's api-server app (as `airflow api-server` builds it) with our plugins folder
+    answers the Releases view over HTTP, in a fresh process (plugins load once)."""
+    script = """
+import sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+client = TestClient(create_app())
+api = client.get("/mlops/releases/api")
+page = client.get("/mlops/releases/")
+print(api.status_code, page.status_code, len(api.json()), "card-fraud" in page.text)
+"""
+    env = dict(os.environ, AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "200 200 1 True", done.stdout[-2000:]
