@@ -11,6 +11,7 @@ few threads: a run of 50 jobs is about a hundred small calls.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def find_run(
                 (
                     kind,
                     summary[arn_key],
-                    lambda op=describe_op, p=name_param, n=name: getattr(sm, op)(**{p: n}),
+                    functools.partial(getattr(sm, describe_op), **{name_param: name}),
                 )
             )
     # endpoints live longer than the run that created them: every endpoint is a candidate,
@@ -97,7 +98,7 @@ def find_run(
             (
                 "endpoint",
                 summary["EndpointArn"],
-                lambda n=summary["EndpointName"]: sm.describe_endpoint(EndpointName=n),
+                functools.partial(sm.describe_endpoint, EndpointName=summary["EndpointName"]),
             )
         )
 

@@ -84,15 +84,25 @@ def write(s3: Any, bucket: str, object_key: str, record: Mapping[str, Any]) -> s
 
 
 def read_all(
-    s3: Any, bucket: str, prefix: str, dag_id: str, since: dt.datetime | None = None
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    dag_id: str,
+    since: dt.datetime | None = None,
+    *,
+    last: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The DAG's records, oldest first; ``since`` keeps runs started at or after it."""
+    """The DAG's records, oldest first; ``since`` keeps runs started at or after it,
+    ``last`` the latest that many."""
     folder = f"{prefix.strip('/')}/{dag_id}/"
     first = f"{folder}{since.astimezone(dt.UTC):%Y%m%dT%H%M%S}" if since else ""
     keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
         keys += [o["Key"] for o in page.get("Contents", []) if o["Key"] >= first]
-    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+    keys.sort()
+    if last is not None:
+        keys = keys[-last:] if last > 0 else []
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
 
 
 def money(value: float | None, currency: str = "USD") -> str:
