@@ -491,3 +491,20 @@ def test_the_cost_record_lists_exactly_this_runs_jobs(happy, sm, s3):
     )
     assert record["spot_savings_usd"] > 0  # local_aws bills spot at its discount
     assert record["prices"]["as_of"] == table.as_of
+
+
+def test_the_demo_prints_the_cost_of_the_run(happy, local_aws, tmp_path, monkeypatch):
+    from mlops_pipeline import demo
+    from mlops_pipeline.config import load_settings
+    from mlops_pipeline.cost import listener
+
+    assert listener.wait_idle(timeout=120)
+    for key, value in environment(happy.bucket, happy.group).items():
+        monkeypatch.setenv(key, value)
+    run = demo.Demo(
+        load_settings(), local_aws.url, tmp_path, DAY.date(), len(WINDOW), ROWS, started=0
+    )
+    demo.collect_cost(run)
+    text = demo.cost_summary(run)
+    assert f"model_build run {happy.dag_run.run_id} (success) cost $" in text
+    assert f"s3://{happy.bucket}/cost/model_build/" in text
