@@ -3,7 +3,6 @@ budget and anomaly checks on the cost history."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,31 +11,10 @@ import pytest
 
 from mlops_pipeline.config import SettingsError, load_settings
 from mlops_pipeline.cost import __main__ as cli
-from mlops_pipeline.cost import budget, estimate, prices, record
-from mlops_pipeline.cost.finder import Found
+from mlops_pipeline.cost import budget, estimate, prices
+from tests.cost.kit import MINUTES, store, transform_run
 
 REL = 1e-9
-# minutes of one ml.m5.large transform job per run: $0.115/h → these cost 0.115 × m / 60
-MINUTES = [60, 30, 90, 60, 120, 30]
-
-
-def transform_run(day: int, minutes: int, state: str = "success") -> dict:
-    start = dt.datetime(2026, 1, day, 1, tzinfo=dt.UTC)
-    job = {
-        "TransformJobName": f"batch-inference-transform-202601{day:02d}",
-        "TransformJobStatus": "Completed",
-        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        "TransformStartTime": start,
-        "TransformEndTime": start + dt.timedelta(minutes=minutes),
-    }
-    run = record.RunInfo(
-        "batch_inference",
-        f"scheduled__2026-01-{day:02d}T00:00:00+00:00",
-        state,
-        start,
-        start + dt.timedelta(minutes=minutes + 5),
-    )
-    return record.build(run, [Found("transform", "transform", job)], prices.load(), "us-east-1")
 
 
 @pytest.fixture
@@ -44,9 +22,7 @@ def history(s3, bucket, monkeypatch):
     monkeypatch.setenv("MLOPS_BUCKET", bucket)
     records = [transform_run(day, m) for day, m in enumerate(MINUTES, start=1)]
     records.append(transform_run(len(MINUTES) + 1, 600, state="failed"))  # not history
-    for r in records:
-        key = record.key("cost", r["dag_id"], r["run_id"], dt.datetime.fromisoformat(r["start"]))
-        record.write(s3, bucket, key, r)
+    store(s3, bucket, records)
     return records
 
 
