@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from benchmarks import (
+    bench_cost,
     bench_endpoints,
     bench_jobs,
     bench_model_build,
@@ -23,6 +24,7 @@ SUITES = {
     "tuning": bench_tuning.run,
     "quality": bench_quality.run,
     "model_build": bench_model_build.run,
+    "cost": bench_cost.run,
 }
 
 
