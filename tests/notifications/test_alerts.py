@@ -258,3 +258,48 @@ def test_the_alert_of_a_context_without_a_logical_date_names_the_run():
         "Try": "3",
     }
     assert alert.reason == "'k'"
+
+
+def test_a_rollback_and_drift_reach_slack_with_the_step_the_metrics_and_the_top_features(
+    receiver, alerts_file, monkeypatch
+):
+    from mlops_pipeline.notifications import drift_alert, rollback_alert
+
+    slack_connection(monkeypatch, receiver.port)
+    settings = load_settings()
+    rollback = rollback_alert(
+        "model_deploy",
+        "card-fraud-prod",
+        "step 2 of 4 (25% canary)",
+        {"canary error rate": 0.125, "baseline error rate": 0.01, "canary p99 latency ms": 412.0},
+        "canary error rate 0.125 is above the budget 0.05",
+    )
+    drift = drift_alert(
+        "batch_inference",
+        "2026-03-07",
+        [("amount", 0.41), ("hour", 0.05), ("merchant_risk", 0.27), ("age", 0.31)],
+        threshold=0.2,
+        statistic="PSI",
+    )
+    assert send(rollback, settings) == "slack" and send(drift, settings) == "slack"
+    first, second = receiver.wait_for(2)
+
+    assert (
+        first["blocks"][0]["text"]["text"] == "model_deploy: canary on card-fraud-prod rolled back"
+    )
+    assert {"type": "mrkdwn", "text": "*Step*\nstep 2 of 4 (25% canary)"} in first["blocks"][1][
+        "fields"
+    ]
+    assert first["blocks"][3]["text"]["text"].split("\n") == [
+        "• canary error rate: 0.125",
+        "• baseline error rate: 0.01",
+        "• canary p99 latency ms: 412",
+    ]
+    assert second["blocks"][2]["text"]["text"] == (
+        "*Reason*\n3 feature(s) above the PSI threshold 0.2; top: amount"
+    )
+    assert second["blocks"][3]["text"]["text"].split("\n")[:3] == [
+        "• amount: PSI 0.41",
+        "• age: PSI 0.31",
+        "• merchant_risk: PSI 0.27",
+    ]

@@ -7,7 +7,16 @@ the Slack provider's ``SlackWebhookNotifier``, else to the log and a local alert
 - ``on_failure`` / ``alerting_args``: the piece a DAG wires in (``default_args``).
 """
 
-from mlops_pipeline.notifications.alert import Alert, failure_alert
+from mlops_pipeline.notifications.alert import Alert, drift_alert, failure_alert, rollback_alert
 from mlops_pipeline.notifications.send import alerting_args, notify_failure, on_failure, send
 
-__all__ = ["Alert", "alerting_args", "failure_alert", "notify_failure", "on_failure", "send"]
+__all__ = [
+    "Alert",
+    "alerting_args",
+    "drift_alert",
+    "failure_alert",
+    "notify_failure",
+    "on_failure",
+    "rollback_alert",
+    "send",
+]

@@ -146,3 +146,59 @@ def failure_alert(context: Mapping[str, Any], redact: Callable[[str], str] = str
         details=details,
         link=link,
     )
+
+
+def rollback_alert(
+    dag_id: str,
+    endpoint: str,
+    step: str,
+    metrics: Mapping[str, Any],
+    reason: str,
+    *,
+    task_id: str = "canary_release",
+    link: str | None = None,
+) -> Alert:
+    """A canary release rolled back: at which step, and the metrics that decided it
+    (``{"canary error rate": 0.12, "baseline error rate": 0.01, ...}``)."""
+    return Alert(
+        kind="rollback",
+        title=f"{dag_id}: canary on {endpoint} rolled back",
+        reason=_short(reason),
+        facts={"DAG": dag_id, "Task": task_id, "Endpoint": endpoint, "Step": step},
+        details=[
+            f"{name}: {_figure(value)}" for name, value in list(metrics.items())[:MAX_DETAILS]
+        ],
+        link=link,
+    )
+
+
+def drift_alert(
+    dag_id: str,
+    partition: str,
+    features: Sequence[tuple[str, float]],
+    threshold: float,
+    *,
+    statistic: str = "drift score",
+    task_id: str = "detect_drift",
+    link: str | None = None,
+) -> Alert:
+    """Scored data drifted from the training baseline: the top features by their score."""
+    top = sorted(features, key=lambda f: -f[1])
+    drifted = [f for f in top if f[1] > threshold]
+    return Alert(
+        kind="drift",
+        title=f"{dag_id}: data drift on {partition}",
+        reason=(
+            f"{len(drifted)} feature(s) above the {statistic} threshold {_figure(threshold)}"
+            + (f"; top: {drifted[0][0]}" if drifted else "")
+        ),
+        facts={"DAG": dag_id, "Task": task_id, "Partition": partition},
+        details=[f"{name}: {statistic} {_figure(score)}" for name, score in top[:5]],
+        link=link,
+    )
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
