@@ -48,7 +48,20 @@ def main(argv: Sequence[str] | None = None, s3: Any = None) -> int:
     estimate.add_argument(
         "--history", type=int, default=60, help="how many recent runs to rest on (default 60)"
     )
+    refresh = commands.add_parser(
+        "refresh-prices", help="a new price table from the AWS Price List API (real AWS)"
+    )
+    refresh.add_argument(
+        "--regions",
+        default="",
+        help="comma-separated (default: the regions of the current table)",
+    )
+    refresh.add_argument(
+        "--output", default="", help="where to write it (default: the bundled prices.json)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "refresh-prices":
+        return refresh_prices(args.regions, args.output)
 
     import json
 
@@ -87,6 +100,39 @@ def main(argv: Sequence[str] | None = None, s3: Any = None) -> int:
     prices = {(r["prices"]["as_of"], r["prices"]["source"]) for r in history}
     for as_of, source in sorted(prices):
         print(f"prices as of {as_of}; source: {source}")
+    return 0
+
+
+def refresh_prices(regions_arg: str, output: str, pricing: Any = None) -> int:
+    import json
+    from importlib import resources
+
+    from mlops_pipeline.config import load_settings
+    from mlops_pipeline.cost import prices, refresh
+
+    current = prices.load(load_settings().price_table)
+    regions = [r.strip() for r in regions_arg.split(",") if r.strip()] or sorted(current.hourly)
+    if pricing is None:
+        import boto3
+
+        # the Price List API is served from us-east-1 (and a few others), for every region
+        pricing = boto3.client("pricing", region_name="us-east-1")
+    table = refresh.build_table(refresh.fetch(pricing, regions), current, dt.date.today())
+    missing = [r for r in regions if r not in table["hourly"]]
+    if missing:
+        print(
+            f"the Price List API gave no SageMaker instance rates for {', '.join(missing)}: "
+            "nothing written (check the region names and the pricing:GetProducts permission)",
+            file=sys.stderr,
+        )
+        return 1
+    prices.parse(table, origin="refreshed table")  # what is written can be read back
+    target = output or str(resources.files("mlops_pipeline.cost").joinpath("prices.json"))
+    with open(target, "w") as fh:
+        json.dump(table, fh, indent=1)
+        fh.write("\n")
+    counts = {r: sum(len(v) for v in k.values()) for r, k in table["hourly"].items()}
+    print(f"wrote {target}: prices as of {table['as_of']}, rates per region {counts}")
     return 0
 
 
