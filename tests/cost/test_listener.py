@@ -59,3 +59,43 @@ def test_a_broken_dag_run_object_does_not_raise(caplog):
     with caplog.at_level(logging.ERROR, logger=listener.__name__):
         assert listener.submit(object(), "success") is None
     assert "could not queue" in caplog.text
+
+
+def test_a_run_over_its_budget_alerts_with_the_figures(
+    aws_conn, sm, s3, bucket, receiver, alerts_file, monkeypatch
+):
+    from mlops_pipeline import naming
+    from tests.conftest import wait_for
+    from tests.jobkit import processing_request
+    from tests.notifications.receiver import TOKEN, slack_connection
+
+    monkeypatch.setenv("MLOPS_BUCKET", bucket)
+    monkeypatch.setenv("MLOPS_COST_BUDGETS", '{"cost_dag": "0"}')
+    slack_connection(monkeypatch, receiver.port)
+    run = dag_run()
+    # a real (short) job: its span is what the run is billed for
+    name = unique("cost-budget")
+    key = f"{name}/input/code/prep.py"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"print('working')\n")
+    sm.create_processing_job(
+        **processing_request(
+            name,
+            code_uri=f"s3://{bucket}/{key}",
+            Tags=naming.airflow_tags("cost_dag", run.run_id, "prepare"),
+        )
+    )
+    wait_for(lambda: sm.describe_processing_job(ProcessingJobName=name), "ProcessingJobStatus")
+    run.end_date = dt.datetime.now(dt.UTC)
+
+    listener.on_dag_run_success(dag_run=run, msg="success")
+    [body] = receiver.wait_for(1, timeout=60)
+    assert body["blocks"][0]["text"]["text"] == "cost_dag run cost alert"
+    reason = body["blocks"][2]["text"]["text"]
+    assert "is over the budget of $0.0000 per run" in reason
+    facts = {
+        f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in body["blocks"][1]["fields"]
+    }
+    assert facts["*Run*"] == run.run_id and facts["*Budget*"] == "$0.0000"
+    assert "prepare: $" in body["blocks"][3]["text"]["text"]
+    assert TOKEN not in str(body)
+    assert listener.wait_idle(timeout=60)
