@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
@@ -96,3 +97,43 @@ def test_a_run_without_jobs_has_an_empty_record(sm, s3, settings):
     rec = record.collect(sm, s3, settings, run)
     assert rec["jobs"] == [] and rec["total_usd"] == 0
     assert "no SageMaker jobs" in record.summary(rec)
+
+
+def test_the_record_is_made_while_the_process_exits(sm, s3, bucket, aws_conn):
+    """``airflow dags test`` ends right after the run: the listener's thread then works while
+    the interpreter shuts down, when no new thread may start."""
+    import subprocess
+    import sys
+    import textwrap
+
+    run_id = unique("manual__exiting")
+    start = dt.datetime.now(dt.UTC)
+    name = start_job(sm, s3, bucket, run_id, "prepare", "ml.m5.large")
+    wait_for(lambda: sm.describe_processing_job(ProcessingJobName=name), "ProcessingJobStatus")
+    script = textwrap.dedent(
+        f"""
+        import datetime as dt, threading
+        from mlops_pipeline.config import load_settings
+        from mlops_pipeline.cost import listener, record
+
+        main = threading.main_thread()
+        run = record.RunInfo("cost_dag", {run_id!r}, "success",
+                             dt.datetime.fromisoformat({start.isoformat()!r}),
+                             dt.datetime.now(dt.UTC))
+
+        def after_main():
+            main.join()  # the interpreter is shutting down from here on
+            rec = listener.record_cost(run, load_settings())
+            print("JOBS", [j["name"] for j in rec["jobs"]] if rec else None, flush=True)
+
+        threading.Thread(target=after_main).start()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MLOPS_BUCKET": bucket},
+    )
+    assert f"JOBS {[name]!r}" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
