@@ -340,9 +340,7 @@ def test_a_script_sees_its_channel_at_the_hard_coded_opt_ml_path(sm, s3, logs, b
     job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     logged = log_lines(logs, "/aws/sagemaker/TrainingJobs", name)
-    assert any("channel train: ['part-1.csv', 'part-2.csv']" in line for line in logged), "\n".join(
-        logged
-    )
+    assert any("channel train: ['part-1.csv', 'part-2.csv']" in line for line in logged), "\n".join(logged)
     # /opt/ml/model was the job's own: it came back in model.tar.gz
     artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
     key = artifact.removeprefix(f"s3://{bucket}/")
