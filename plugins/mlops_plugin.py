@@ -27,5 +27,18 @@ class MlopsPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "cost",
-        }
+        },
+        # the UI fills in {DAG_ID} and {RUN_ID} on a DAG's and a run's page
+        {
+            "name": "Cost",
+            "href": f"{cost_view.URL_PREFIX}/?dag_id={{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "dag-cost",
+        },
+        {
+            "name": "Cost",
+            "href": f"{cost_view.URL_PREFIX}/run?dag_id={{DAG_ID}}&run_id={{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "run-cost",
+        },
     ]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -98,9 +99,24 @@ def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_serve
     runs = json.loads(body)["dags"]["batch_inference"]
     assert [r["run_id"] for r in runs] == [r["run_id"] for r in records[-2:]]
 
-    # the UI's navigation lists the view
+    # one run: its jobs with usage, rate and cost
+    run_id = records[2]["run_id"]
+    query = urllib.parse.urlencode({"dag_id": "batch_inference", "run_id": run_id})
+    status, page = get(f"{api_server}/mlops/cost/run?{query}")
+    assert status == 200, page[:2000]
+    assert "batch-inference-transform-20260103" in page and "ml.m5.large" in page
+    assert "<td>5400.0</td>" in page and "$0.1725" in page  # 90 minutes
+    status, page = get(f"{api_server}/mlops/cost/run?dag_id=batch_inference&run_id=nope")
+    assert status == 200 and "No cost record for this run (yet)" in page
+
+    # the UI lists the view: in the navigation, on a DAG's page and on a run's page
     status, body = get(f"{api_server}/api/v2/plugins")
     assert status == 200, body[:500]
     [plugin] = [p for p in json.loads(body)["plugins"] if p["name"] == "mlops"]
-    assert {"name": "Cost", "href": "/mlops/cost/"}.items() <= plugin["external_views"][0].items()
+    views = {v["destination"]: v["href"] for v in plugin["external_views"]}
+    assert views == {
+        "nav": "/mlops/cost/",
+        "dag": "/mlops/cost/?dag_id={DAG_ID}",
+        "dag_run": "/mlops/cost/run?dag_id={DAG_ID}&run_id={RUN_ID}",
+    }
     assert plugin["listeners"] == ["mlops_pipeline.cost.listener"]

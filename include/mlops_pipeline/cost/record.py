@@ -105,6 +105,17 @@ def read_all(
     return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
 
 
+def find(s3: Any, bucket: str, prefix: str, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """One run's record, or None when there is none (yet)."""
+    folder = f"{prefix.strip('/')}/{dag_id}/"
+    suffix = f"_{urllib.parse.quote(run_id, safe='')}.json"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(suffix):
+                return json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+    return None
+
+
 def money(value: float | None, currency: str = "USD") -> str:
     if value is None:
         return "unknown"

@@ -3,7 +3,8 @@
 
 ``GET /``: every DAG's recent runs with their cost, per task and per instance type, the
 spot savings and a trend chart (inline SVG: nothing loaded from a CDN);
-``GET /api/runs?dag_id=…&limit=…``: the same records as JSON.
+``GET /run?dag_id=…&run_id=…``: one run's jobs with their usage, rate and cost;
+``GET /api/runs?dag_id=…&limit=…``: the records as JSON.
 """
 
 from __future__ import annotations
@@ -104,6 +105,64 @@ def render(by_dag: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     return "".join(parts)
 
 
+_JOB_COLUMNS = (
+    ("job", "name"),
+    ("task", "task_id"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("instance type", "instance_type"),
+    ("count", "instance_count"),
+    ("seconds", "seconds"),
+    ("billed s", "billable_seconds"),
+    ("$/hour", "hourly_rate"),
+)
+
+
+def render_run(rec: Mapping[str, Any] | None, dag_id: str, run_id: str) -> str:
+    """One run: every job (or endpoint variant) with its usage, rate and cost."""
+    title = html.escape(f"{dag_id} / {run_id}")
+    head = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Cost of {title}</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px}"
+        ".unknown{color:#c0392b}</style></head><body>"
+        f"<h1>Cost of {title}</h1>"
+    )
+    if rec is None:
+        return (
+            head
+            + "<p>No cost record for this run (yet): it is written when the run ends.</p></body></html>"
+        )
+    total = money(rec["total_usd"])
+    if rec["unknown_cost_jobs"]:
+        total = f"{money(rec['known_usd'])} <span class='unknown'>+ unknown</span>"
+    rows = [
+        "<table><tr>",
+        *(f"<th>{h}</th>" for h, _ in _JOB_COLUMNS),
+        "<th>cost</th><th>spot saved</th></tr>",
+    ]
+    for job in rec["jobs"]:
+        cells = []
+        for _, key in _JOB_COLUMNS:
+            value = job.get(key)
+            cells.append(f"<td>{html.escape('-' if value is None else str(value))}</td>")
+        cost = job["total_usd"]
+        shown = money(cost) if cost is not None else "<span class='unknown'>unknown</span>"
+        rows.append(
+            f"<tr>{''.join(cells)}<td>{shown}</td><td>{money(job['spot_savings_usd'])}</td></tr>"
+        )
+    rows.append("</table>")
+    return (
+        head + f"<p>{html.escape(rec['state'])}; total {total}; managed spot saved "
+        f"{money(rec.get('spot_savings_usd') or 0)}; per task: {_breakdown(rec['by_task'])}; "
+        f"per instance type: {_breakdown(rec['by_instance_type'])}</p>"
+        + "".join(rows)
+        + f"<p><small>Record {html.escape(rec.get('uri') or '')}; prices as of "
+        f"{html.escape(rec['prices']['as_of'])}; {html.escape(rec['prices']['source'])}</small></p>"
+        "</body></html>"
+    )
+
+
 def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
     """The FastAPI app; ``s3_factory`` gives an S3 client (default: the settings' aws
     connection through the Amazon provider's hook)."""
@@ -134,6 +193,12 @@ def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
     @app.get("/", response_class=HTMLResponse)
     def page(dag_id: str | None = None, limit: int = Query(DEFAULT_LIMIT, ge=1, le=500)) -> str:
         return render(records(dag_id, limit))
+
+    @app.get("/run", response_class=HTMLResponse)
+    def run_page(dag_id: str, run_id: str) -> str:
+        settings = load_settings()
+        rec = record.find(s3_client(), settings.bucket, settings.cost_prefix, dag_id, run_id)
+        return render_run(rec, dag_id, run_id)
 
     @app.get("/api/runs")
     def runs(
