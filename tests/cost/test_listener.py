@@ -99,3 +99,64 @@ def test_a_run_over_its_budget_alerts_with_the_figures(
     assert "prepare: $" in body["blocks"][3]["text"]["text"]
     assert TOKEN not in str(body)
     assert listener.wait_idle(timeout=60)
+
+
+def test_a_task_of_the_run_reports_its_cost_so_far_as_a_small_xcom(
+    aws_conn, airflow_db, s3, bucket, monkeypatch
+):
+    from airflow.sdk import DAG, task
+
+    from mlops_pipeline.cost.listener import report_cost
+    from tests.conftest import serialize_dag, wait_for
+    from tests.jobkit import processing_request
+
+    monkeypatch.setenv("MLOPS_BUCKET", bucket)
+    key = "code/prep.py"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"print('scoring')\n")
+
+    with DAG(
+        unique("t_report_cost").replace("-", "_"),
+        schedule=None,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    ) as dag:
+
+        @task
+        def transform(**context) -> str:
+            from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+            from mlops_pipeline import naming
+
+            ti = context["ti"]
+            sm = SageMakerHook().conn
+            name = unique("report-cost")
+            sm.create_processing_job(
+                **processing_request(
+                    name,
+                    code_uri=f"s3://{bucket}/{key}",
+                    Tags=naming.airflow_tags(ti.dag_id, ti.run_id, ti.task_id),
+                )
+            )
+            wait_for(
+                lambda: sm.describe_processing_job(ProcessingJobName=name), "ProcessingJobStatus"
+            )
+            return name
+
+        @task
+        def report(**context) -> dict:
+            return report_cost(context)
+
+        transform() >> report()
+    serialize_dag(dag)
+    run = dag.test()
+    assert run.state == "success"
+    name = run.get_task_instance("transform").xcom_pull(task_ids="transform")
+    xcom = run.get_task_instance("report").xcom_pull(task_ids="report")
+    assert xcom["jobs"] == 1 and xcom["total_usd"] > 0
+    assert f"{dag.dag_id} run {run.run_id} (running) cost $" in xcom["summary"]
+    assert xcom["uri"].startswith(f"s3://{bucket}/cost/{dag.dag_id}/")
+    assert len(str(xcom)) < 1000  # a summary, not the record
+    # the listener's record at run end replaces the running one, under the same key
+    assert listener.wait_idle(timeout=60)
+    final = record.read_all(s3, bucket, "cost", dag.dag_id)
+    assert [r["state"] for r in final] == ["success"]
+    assert [j["name"] for j in final[0]["jobs"]] == [name]

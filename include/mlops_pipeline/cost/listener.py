@@ -142,3 +142,34 @@ def record_cost(run: RunInfo, settings: Settings) -> dict[str, Any] | None:
             settings.cost_timeout_seconds,
         )
     return rec
+
+
+def report_cost(context: Any) -> dict[str, Any]:
+    """The run's cost so far, from a task of the run itself (e.g. batch_inference's
+    ``report_cost``): the record is written as the listener would (the listener's, at run
+    end, replaces it) and a small XCom comes back: the summary, the totals and the URI."""
+    from mlops_pipeline.config import load_settings
+    from mlops_pipeline.cost import record
+
+    dag_run = context["dag_run"]
+    now = dt.datetime.now(dt.UTC)
+    run = record.RunInfo(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        state="running",
+        start=dag_run.start_date or now,
+        end=now,
+        logical_date=getattr(dag_run, "logical_date", None),
+    )
+    settings = load_settings()
+    sm, s3 = clients(settings)
+    rec = record.collect(sm, s3, settings, run)
+    line = record.summary(rec)
+    log.info("%s", line)
+    return {
+        "summary": line,
+        "total_usd": rec["total_usd"],
+        "known_usd": rec["known_usd"],
+        "jobs": len(rec["jobs"]),
+        "uri": rec["uri"],
+    }
