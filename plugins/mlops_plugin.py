@@ -1,7 +1,7 @@
 """The project's Airflow plugin: what Airflow 3 plugins carry (listeners, UI), not operators.
 
-- the cost listener: each DAG run's cost recorded in S3 when the run ends
-  (``mlops_pipeline.cost.listener``);
+- the cost listener: each DAG run's cost recorded in S3 when the run ends, and an alert
+  for a run that fails without a failed task (``mlops_pipeline.cost.listener``);
 - the Cost view: a FastAPI app under ``/mlops/cost`` and its entry in the UI's navigation
   (``mlops_pipeline.cost.view``).
 """

@@ -160,3 +160,21 @@ def test_a_task_of_the_run_reports_its_cost_so_far_as_a_small_xcom(
     final = record.read_all(s3, bucket, "cost", dag.dag_id)
     assert [r["state"] for r in final] == ["success"]
     assert [j["name"] for j in final[0]["jobs"]] == [name]
+
+
+def test_a_run_that_times_out_alerts_without_a_failed_task(
+    aws_conn, bucket, receiver, alerts_file, monkeypatch
+):
+    from tests.notifications.receiver import slack_connection
+
+    monkeypatch.setenv("MLOPS_BUCKET", bucket)
+    slack_connection(monkeypatch, receiver.port)
+    run = dag_run()
+    listener.on_dag_run_failed(dag_run=run, msg="timed_out")
+    [body] = receiver.wait_for(1, timeout=60)
+    assert body["blocks"][0]["text"]["text"] == "cost_dag run failed"
+    assert body["blocks"][2]["text"]["text"] == ("*Reason*\nthe run exceeded its dagrun_timeout")
+    # a run failed by its tasks is alerted by the tasks' callbacks, not twice here
+    listener.on_dag_run_failed(dag_run=dag_run(), msg="task_failure")
+    assert listener.wait_idle(timeout=60)
+    assert len(receiver.bodies) == 1

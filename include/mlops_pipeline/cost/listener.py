@@ -7,6 +7,9 @@ the run's jobs by their tags, writes the record to S3, logs the summary and chec
 budget and the cost history; anything that goes wrong is logged, never raised. The work
 per run is bounded: botocore timeouts and few retries on every call, at most
 ``MAX_PENDING`` runs waiting (more are skipped with a warning).
+
+A run that fails without a failed task (timed out, deadlocked) is alerted from here too;
+failed tasks alert through their own callbacks (``mlops_pipeline.notifications``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,44 @@ def on_dag_run_success(dag_run: Any, msg: str) -> None:
 @hookimpl
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     submit(dag_run, "failed")
+    if msg in RUN_LEVEL_FAILURES:
+        _alert_run_failure(dag_run, msg)
+
+
+# a run that fails without a failed task (its tasks' own alerts cover the rest)
+RUN_LEVEL_FAILURES = {
+    "timed_out": "the run exceeded its dagrun_timeout",
+    "all_tasks_deadlocked": "no task could be scheduled (deadlocked dependencies)",
+}
+
+
+def _alert_run_failure(dag_run: Any, msg: str) -> None:
+    try:
+        from mlops_pipeline.config import load_settings
+        from mlops_pipeline.notifications import Alert
+
+        logical = getattr(dag_run, "logical_date", None)
+        alert = Alert(
+            kind="run_failure",
+            title=f"{dag_run.dag_id} run failed",
+            reason=RUN_LEVEL_FAILURES[msg],
+            facts={
+                "DAG": dag_run.dag_id,
+                "Run": dag_run.run_id,
+                "Logical date": logical.isoformat() if logical else "none",
+            },
+        )
+        settings = load_settings()
+        with _lock:
+            _pending.append(_pool.submit(_send, alert, settings))
+    except Exception:
+        log.exception("run failure alert could not be queued")
+
+
+def _send(alert: Any, settings: Settings) -> None:
+    from mlops_pipeline.notifications import send
+
+    send(alert, settings)
 
 
 def submit(dag_run: Any, state: str) -> Future[dict[str, Any] | None] | None:
