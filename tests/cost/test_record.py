@@ -137,3 +137,29 @@ def test_the_record_is_made_while_the_process_exits(sm, s3, bucket, aws_conn):
         env={**os.environ, "MLOPS_BUCKET": bucket},
     )
     assert f"JOBS {[name]!r}" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+
+
+def test_a_record_over_the_candidate_bound_says_it_is_incomplete(sm, s3, bucket, settings):
+    from mlops_pipeline.cost import finder
+
+    run_id = unique("manual__busy")
+    start = dt.datetime.now(dt.UTC)
+    names = [start_job(sm, s3, bucket, run_id, "prepare", "ml.m5.large") for _ in range(2)]
+    for name in names:
+        wait_for(
+            lambda n=name: sm.describe_processing_job(ProcessingJobName=n), "ProcessingJobStatus"
+        )
+    end = dt.datetime.now(dt.UTC)
+
+    found, skipped = finder.find_run(sm, "cost_dag", run_id, start, end)
+    assert sorted(f.description["ProcessingJobName"] for f in found) == sorted(names)
+    assert skipped == 0
+    found, skipped = finder.find_run(sm, "cost_dag", run_id, start, end, max_candidates=1)
+    assert len(found) <= 1 and skipped >= 1
+    rec = record.build(
+        record.RunInfo("cost_dag", run_id, "success", start, end), found, prices.load(), "us-east-1"
+    )
+    rec["unexamined_resources"] = skipped
+    assert f"INCOMPLETE: {skipped} resources created meanwhile were not examined" in (
+        record.summary(rec)
+    )

@@ -21,6 +21,9 @@ from mlops_pipeline.cost.model import JOB_KINDS
 
 DAG_TAG, RUN_TAG, TASK_TAG = "airflow_dag_id", "airflow_run_id", "airflow_task_id"
 SKEW = dt.timedelta(minutes=2)
+# the most resources whose tags one record reads: a busy account's long run is recorded
+# as incomplete rather than holding the listener's thread for minutes
+MAX_CANDIDATES = 2000
 
 # kind -> (List* operation, summaries key, ARN key, Describe* operation, name parameter)
 _LISTS: dict[str, tuple[str, str, str, str, str]] = {
@@ -76,8 +79,11 @@ def find_run(
     end: dt.datetime,
     *,
     workers: int = 8,
-) -> list[Found]:
-    """The run's jobs (every kind) and endpoints, each with its task id and description."""
+    max_candidates: int = MAX_CANDIDATES,
+) -> tuple[list[Found], int]:
+    """The run's jobs (every kind) and endpoints, each with its task id and description,
+    and how many resources created in the run's span were left unexamined (over
+    ``max_candidates``; 0 normally)."""
     after, before = start - SKEW, end + SKEW
     candidates: list[tuple[str, str, Callable[[], dict[str, Any]]]] = []
     for kind in JOB_KINDS:
@@ -115,8 +121,10 @@ def find_run(
             )
         return Found(kind, tags.get(TASK_TAG, ""), description, config)
 
+    skipped = max(0, len(candidates) - max_candidates)
+    candidates = candidates[:max_candidates]
     if not candidates:
-        return []
+        return [], skipped
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(candidates)))) as pool:
             results = list(pool.map(examine, candidates))
@@ -126,4 +134,4 @@ def find_run(
         if "interpreter shutdown" not in str(exc):
             raise
         results = [examine(c) for c in candidates]
-    return [f for f in results if f is not None]
+    return [f for f in results if f is not None], skipped

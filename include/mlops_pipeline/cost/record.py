@@ -142,6 +142,11 @@ def summary(record: Mapping[str, Any]) -> str:
     if savings:
         text += f"; managed spot saved {money(savings)}"
     text += f"; prices as of {record['prices']['as_of']}"
+    if record.get("unexamined_resources"):
+        text += (
+            f"; INCOMPLETE: {record['unexamined_resources']} resources created meanwhile were "
+            "not examined"
+        )
     if record.get("uri"):
         text += f"; record {record['uri']}"
     return text
@@ -188,8 +193,9 @@ def collect(
     from mlops_pipeline.cost import finder, prices
 
     table = table or prices.load(settings.price_table)
-    found = finder.find_run(sm, run.dag_id, run.run_id, run.start, run.end)
+    found, skipped = finder.find_run(sm, run.dag_id, run.run_id, run.start, run.end)
     object_key = key(settings.cost_prefix, run.dag_id, run.run_id, run.start)
     record = build(run, found, table, settings.region, uri=f"s3://{settings.bucket}/{object_key}")
+    record["unexamined_resources"] = skipped  # > 0: the record may miss some of the run's jobs
     write(s3, settings.bucket, object_key, record)
     return record
