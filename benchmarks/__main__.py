@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from benchmarks import (
+    bench_cost,
     bench_deploy,
     bench_endpoints,
     bench_jobs,
@@ -27,6 +28,7 @@ SUITES = {
     "model_build": bench_model_build.run,
     "parity": bench_parity.run,
     "model_deploy": bench_deploy.run,
+    "cost": bench_cost.run,
 }
 
 

@@ -43,6 +43,7 @@ from airflow.sdk import chain, dag, task
 
 from mlops_pipeline import jobs
 from mlops_pipeline.assets import drift_asset, drifted_partition, model_package_asset
+from mlops_pipeline.notifications import alerting_args
 from mlops_pipeline.operators.data_quality import DataQualityOperator
 from mlops_pipeline.operators.sagemaker import (
     ModelQualityGateOperator,
@@ -61,7 +62,8 @@ from mlops_pipeline.operators.sagemaker import (
     description="Train, evaluate and register the card-fraud model on SageMaker (on drift or by hand)",
     doc_md=__doc__,
     tags=["ml", "card-fraud", "sagemaker", "training"],
-    default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+    # every failed task alerts (Slack, else the alerts file): mlops_pipeline.notifications
+    default_args={**alerting_args(), "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
 )
 def model_build():
     @task

@@ -52,6 +52,7 @@ from mlops_pipeline.assets import model_package_asset
 from mlops_pipeline.config import load_settings
 from mlops_pipeline.deploy.approval import AwaitApprovalOperator
 from mlops_pipeline.deploy.operators import CanaryReleaseOperator, StagingEndpointOperator
+from mlops_pipeline.notifications import alerting_args
 
 settings = load_settings()  # environment only: no network at parse time
 
@@ -71,7 +72,8 @@ settings = load_settings()  # environment only: no network at parse time
             "triggered the run, else the group's newest PendingManualApproval package",
         )
     },
-    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+    # every failed task alerts (Slack, else the alerts file): mlops_pipeline.notifications
+    default_args={**alerting_args(), "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
 )
 def model_deploy():
     @task(multiple_outputs=True)

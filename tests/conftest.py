@@ -30,6 +30,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+# the project's plugin (the cost listener) is loaded as the scheduler would load it
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 
 from local_aws.server import LocalAWS  # noqa: E402
 
@@ -60,6 +62,9 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAWS]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     yield aws
+    listener = sys.modules.get("mlops_pipeline.cost.listener")
+    if listener is not None:  # runs that ended last are still being costed against local_aws
+        listener.wait_idle(timeout=60)
     aws.stop()
     for key, value in saved.items():
         if value is None:

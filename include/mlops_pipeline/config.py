@@ -148,6 +148,24 @@ class Settings:
     deploy_autoscaling_min_instances: int = 1
     deploy_autoscaling_max_instances: int = 0
     deploy_autoscaling_target_invocations: float = 70.0  # per instance and minute
+    # cost and alerts
+    cost_prefix: str = "cost"  # s3://<bucket>/<cost_prefix>/<dag_id>/...: one record per run
+    # a JSON price table shaped like mlops_pipeline/cost/prices.json; empty: the bundled one
+    price_table: str = ""
+    # dag_id -> budget per run in USD, e.g. {"model_build": "2.50"}; a run over it alerts
+    cost_budgets: Mapping[str, str] = field(default_factory=dict)
+    # the cost history a run is judged against (online normal, as the data-quality checks)
+    cost_anomaly_history_runs: int = 30
+    cost_anomaly_deviation_factor: float = 3.0
+    # the listener gives up on one run's record after this long (logged, never raised)
+    cost_timeout_seconds: float = 60
+    # the Slack Incoming Webhook connection failure alerts go to; missing: the alerts file
+    slack_webhook_conn_id: str = "slack_alerts"
+    # alerts are also appended here when Slack is not configured or fails (JSON lines);
+    # a relative path is under AIRFLOW_HOME
+    alerts_file: str = "alerts/alerts.jsonl"
+    alert_retries: int = 2  # further tries when Slack is unreachable or answers 5xx/429
+    alert_timeout_seconds: int = 5
 
     def s3_uri(self, *parts: str) -> str:
         """s3://<bucket>/<parts joined by '/'>."""

@@ -243,6 +243,40 @@ def _read_json(s3: Any, uri: str) -> Any:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+# -- cost ----------------------------------------------------------------------------------------
+COSTED_DAGS = ("model_build", "model_deploy", "batch_inference")
+
+
+def collect_cost(demo: Demo) -> None:
+    """The cost records the plugin's listener wrote for the runs this demo ran."""
+    from mlops_pipeline.cost import record
+
+    s3 = demo.client("s3")
+    settings = demo.settings
+    started = dt.datetime.fromtimestamp(demo.started, dt.UTC).isoformat()
+    records = []
+    for dag_id in COSTED_DAGS:
+        found = record.read_all(s3, settings.bucket, settings.cost_prefix, dag_id)
+        records += [r for r in found if r["end"] >= started]
+    demo.facts["cost"] = records
+
+
+def cost_summary(demo: Demo) -> str:
+    from mlops_pipeline.cost import record
+
+    records = demo.facts.get("cost") or []
+    lines = ["Cost (on-demand list prices, as if on AWS)"]
+    if not records:
+        lines.append(
+            "  no cost record was written: is the plugin loaded (AIRFLOW__CORE__PLUGINS_FOLDER)?"
+        )
+    for r in records:
+        lines.append(f"  {record.summary(r)}")
+    if records:
+        lines.append(f"  all runs: python -m mlops_pipeline.cost report --dag-id {COSTED_DAGS[0]}")
+    return "\n".join(lines)
+
+
 # -- summary -------------------------------------------------------------------------------------
 def summary(demo: Demo) -> str:
     facts = demo.facts
@@ -416,6 +450,7 @@ STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("results", collect),
     ("approval", approve_package),
     ("model_deploy", run_model_deploy),
+    ("cost", collect_cost),
 ]
 
 
@@ -458,9 +493,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     say("")
     say(summary(demo))
+    say(cost_summary(demo))
     say(
         f"\nDemo finished in {time.monotonic() - started:.0f} s "
-        f"(model_build {demo.facts['model_build_seconds']:.0f} s)."
+        f"(model_build {demo.facts['model_build_seconds']:.0f} s, model_deploy "
+        f"{demo.facts['model_deploy_seconds']:.0f} s)."
     )
     return 0
 

@@ -329,6 +329,66 @@ def test_spot_interruption_resumes_from_the_checkpoint(happy, sm, logs):
     )
 
 
+# -- its cost (the plugin's listener) -------------------------------------------------------------
+def test_the_cost_record_lists_exactly_this_runs_jobs(happy, sm, s3):
+    """The plugin's listener recorded the run's cost when it ended: every SageMaker job the
+    run started (gates, preprocess, evaluate, the tuning children), none of another run."""
+    from mlops_pipeline.cost import listener, prices
+
+    assert listener.wait_idle(timeout=120), "the cost listener is still busy"
+    listing = s3.list_objects_v2(Bucket=happy.bucket, Prefix="cost/model_build/")
+    keys = [o["Key"] for o in listing.get("Contents", [])]
+    assert len(keys) == 1, keys
+    record = read_json(s3, f"s3://{happy.bucket}/{keys[0]}")
+    assert record["run_id"] == happy.dag_run.run_id and record["state"] == "success"
+
+    tune = happy.xcom("tune")
+    expected = {
+        happy.xcom("preprocess")["job_name"]: "preprocess",
+        happy.xcom("evaluate")["job_name"]: "evaluate",
+    }
+    children = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tune["job_name"]
+    )["TrainingJobSummaries"]
+    expected.update({c["TrainingJobName"]: "tune" for c in children})
+    for ti in happy.dag_run.get_task_instances():
+        if ti.task_id.startswith("validate_"):
+            report = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+            expected[report["job_name"]] = ti.task_id
+    assert {j["name"]: j["task_id"] for j in record["jobs"]} == expected
+
+    table = prices.load()
+    for job in record["jobs"]:
+        assert job["hourly_rate"] == table.rate("us-east-1", job["kind"], "ml.m5.large")
+        assert job["total_usd"] > 0, job
+        if job["kind"] == "training":
+            described = sm.describe_training_job(TrainingJobName=job["name"])
+            assert job["spot"] and job["billable_seconds"] == described["BillableTimeInSeconds"]
+            assert job["parent"] == tune["job_name"]
+    assert record["total_usd"] == pytest.approx(
+        sum(j["total_usd"] for j in record["jobs"]), rel=1e-9
+    )
+    assert record["spot_savings_usd"] > 0  # local_aws bills spot at its discount
+    assert record["prices"]["as_of"] == table.as_of
+
+
+def test_the_demo_prints_the_cost_of_the_run(happy, local_aws, tmp_path, monkeypatch):
+    from mlops_pipeline import demo
+    from mlops_pipeline.config import load_settings
+    from mlops_pipeline.cost import listener
+
+    assert listener.wait_idle(timeout=120)
+    for key, value in environment(happy.bucket, happy.group).items():
+        monkeypatch.setenv(key, value)
+    run = demo.Demo(
+        load_settings(), local_aws.url, tmp_path, DAY.date(), len(WINDOW), ROWS, started=0
+    )
+    demo.collect_cost(run)
+    text = demo.cost_summary(run)
+    assert f"model_build run {happy.dag_run.run_id} (success) cost $" in text
+    assert f"s3://{happy.bucket}/cost/model_build/" in text
+
+
 # -- runs that stop ------------------------------------------------------------------------------
 def test_a_corrupt_partition_stops_at_the_gate_before_any_training(
     local_aws, aws_conn, s3, sm, capfd
