@@ -318,6 +318,13 @@ class CanaryReleaseOperator(BaseOperator):
             if release.status == "baking":
                 record = release.current
                 assert record is not None and record.bake_until is not None
+                replayed_until = float((event or {}).get("replay_until") or 0)
+                if replayed_until > record.bake_until:
+                    # the trigger started late and replayed a whole bake from then: the
+                    # step's window is where its traffic is
+                    record.bake_until = replayed_until
+                    self._save(release)
+                event = None  # consumed: a later loop of this step must not apply it again
                 ready = record.bake_until + self.settings.deploy_metrics_delay_seconds
                 if time.time() < ready:
                     self._defer_bake(release, ready)
@@ -556,6 +563,7 @@ class CanaryReleaseOperator(BaseOperator):
                 # replay stops when the bake ends; the wait goes on until its metrics are in
                 until=until,
                 replay_until=record.bake_until,
+                replay_seconds=record.bake_seconds,
                 replay_rows=rows,
                 replay_variants=variants,
                 replay_rate=rate,

@@ -28,6 +28,7 @@ class CanaryTrigger(BaseTrigger):
         phase: str,
         until: float | None = None,
         replay_until: float | None = None,
+        replay_seconds: float = 0.0,
         replay_rows: list[str] | None = None,
         replay_variants: list[str] | None = None,
         replay_rate: float = 0.0,
@@ -42,6 +43,7 @@ class CanaryTrigger(BaseTrigger):
         self.phase = phase
         self.until = until
         self.replay_until = replay_until
+        self.replay_seconds = replay_seconds
         self.replay_rows = replay_rows or []
         self.replay_variants = replay_variants or []
         self.replay_rate = replay_rate
@@ -57,6 +59,7 @@ class CanaryTrigger(BaseTrigger):
                 "phase": self.phase,
                 "until": self.until,
                 "replay_until": self.replay_until,
+                "replay_seconds": self.replay_seconds,
                 "replay_rows": self.replay_rows,
                 "replay_variants": self.replay_variants,
                 "replay_rate": self.replay_rate,
@@ -103,11 +106,19 @@ class CanaryTrigger(BaseTrigger):
 
     async def _bake(self) -> dict[str, Any]:
         until = float(self.until or time.time())
+        replay_until = float(self.replay_until or until)
         replays = []
         if self.replay_rate > 0 and self.replay_rows and self.replay_variants:
             runtime = await asyncio.to_thread(self._client, "sagemaker-runtime")
+            # A busy triggerer may start this seconds into the bake: the replay still sends a
+            # whole bake of traffic from now, and the wait for its metrics moves with it (the
+            # operator takes the new end as the step's window).
+            late = time.time() + self.replay_seconds - replay_until
+            if late > 0:
+                replay_until += late
+                until += late
             replays = [
-                asyncio.create_task(self._replay(runtime, variant, self.replay_until or until))
+                asyncio.create_task(self._replay(runtime, variant, replay_until))
                 for variant in self.replay_variants
             ]
         self.log.info(
@@ -121,7 +132,12 @@ class CanaryTrigger(BaseTrigger):
         await asyncio.sleep(max(0.0, until - time.time()))
         sent = [await task for task in replays]
         replayed = dict(zip(self.replay_variants, sent, strict=True)) if replays else {}
-        return {"status": "baked", "at": time.time(), "replayed": replayed}
+        return {
+            "status": "baked",
+            "at": time.time(),
+            "replayed": replayed,
+            "replay_until": replay_until if replays else None,
+        }
 
     async def _replay(self, runtime: Any, variant: str, until: float) -> list[int]:
         """Send sample rows to ``variant`` at ``replay_rate`` calls/s until ``until``;
