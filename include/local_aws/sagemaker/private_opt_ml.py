@@ -4,9 +4,10 @@ SageMaker code hard-codes /opt/ml/... (the container contract: /opt/ml/model,
 /opt/ml/processing/output, the training toolkit's /opt/ml/code). On the host that path is
 shared by every job, may belong to someone else, and must never be written. So each process
 of user code enters a mount namespace of its own (inside an unprivileged user namespace when
-not root, the way bubblewrap does it) where its sandbox is bind-mounted at /opt/ml. When
-the host has no /opt/ml, /opt is covered by a read-only tmpfs that holds bind mounts of the
-host's own /opt entries beside an ``ml`` mount point, so nothing is created on the host.
+not root, the way bubblewrap does it) where its sandbox is bind-mounted at /opt/ml: /opt is
+covered by a read-only tmpfs that holds bind mounts of the host's own /opt entries (its
+/opt/ml, if any, left out) beside an ``ml`` mount point, so nothing is created on the host
+and no job sees another's /opt/ml or writes next to it.
 
 Used in-process by the training toolkit's zygote and its children (:func:`enter`), and as a
 launcher in front of every other job process::
@@ -69,13 +70,14 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def enter(sandbox: str | None) -> None:
+def enter(sandbox: str | None, *, nested: bool = False) -> None:
     """Give this (single-threaded) process a mount namespace whose /opt/ml is ``sandbox``.
 
     ``None`` mounts an empty tmpfs there instead (the zygote's own view, so that importing
     the training toolkit, which creates /opt/ml/code, writes nothing on the host).
-    Nested calls work: a child of an isolated process re-binds /opt/ml in a namespace of
-    its own. Raises :class:`Unavailable` when the OS refuses.
+    ``nested``: this process's parent already entered one (the toolkit zygote's children):
+    /opt is covered already, only /opt/ml is re-bound, in a namespace of its own. Raises
+    :class:`Unavailable` when the OS refuses.
     """
     if not sys.platform.startswith("linux"):
         raise Unavailable(0, f"mount namespaces are Linux-only (this is {sys.platform})")
@@ -90,7 +92,7 @@ def enter(sandbox: str | None) -> None:
         _write("/proc/self/gid_map", f"0 {gid} 1")
     # nothing mounted from here on propagates back to the host's namespace
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-    if not os.path.isdir(OPT_ML):
+    if not nested:
         _cover_opt(libc)
     if sandbox is None:
         _mount(libc, "tmpfs", OPT_ML, "tmpfs", 0, "mode=0755")
@@ -109,6 +111,8 @@ def _cover_opt(libc: ctypes.CDLL) -> None:
         entries = os.listdir(host)
         _mount(libc, "tmpfs", OPT, "tmpfs", 0, "mode=0755")
         for name in entries:
+            if name == "ml":  # the host's own /opt/ml, if any, stays out of sight
+                continue
             source, target = f"/proc/self/fd/{host}/{name}", f"{OPT}/{name}"
             if os.path.islink(source):
                 os.symlink(os.readlink(source), target)

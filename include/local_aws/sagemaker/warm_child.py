@@ -26,7 +26,7 @@ def _run_job(toolkit: dict[str, ModuleType], spec_path: str, output_fd: int) -> 
     with open(spec_path) as fh:
         spec = json.load(fh)
     try:
-        private_opt_ml.enter(spec["sandbox"])
+        private_opt_ml.enter(spec["sandbox"], nested=True)  # the zygote covered /opt
     except OSError as exc:
         print(f"{private_opt_ml.NOTICE} ({exc})", flush=True)
     os.environ.clear()
