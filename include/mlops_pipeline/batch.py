@@ -334,28 +334,22 @@ def manifest(
     package: Mapping[str, Any],
     transform_job: str,
     input_uri: str,
-    input_rows: int,
-    file_key: str,
-    checked: CheckedOutput,
+    files: Sequence[tuple[str, CheckedOutput]],
 ) -> bytes:
     """The published day's manifest, as bytes: no clock in it, so a rerun of the same run
     writes the same bytes."""
+    rows = sum(checked.rows for _, checked in files)
     document = {
         "partition": partition,
         "run_id": run_id,
         "model_package_arn": package["ModelPackageArn"],
         "model_version": model_version(package),
         "transform_job": transform_job,
-        "input": {"uri": input_uri, "rows": input_rows},
+        "input": {"uri": input_uri, "rows": rows},
         "files": [
-            {
-                "key": file_key,
-                "rows": checked.rows,
-                "bytes": checked.bytes,
-                "sha256": checked.sha256,
-            }
+            {"key": key, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for key, c in files
         ],
         "columns": list(OUTPUT_COLUMNS),
-        "rows": checked.rows,
+        "rows": rows,
     }
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()

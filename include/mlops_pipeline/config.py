@@ -118,6 +118,7 @@ class Settings:
     predictions_prefix: str = "predictions"  # published: <prefix>/dt=YYYY-MM-DD/
     batch_prefix: str = "batch-inference"  # transform staging output and drift reports
     batch_max_active_runs: int = 3  # a backfill scores this many dates at once
+    batch_start_date: str = "2026-01-01"  # the first day scored (catchup starts here)
     # the day's raw partition is complete when this marker is there (datagen writes it last)
     partition_marker: str = "_SUCCESS"
     partition_timeout_seconds: int = 6 * 3600

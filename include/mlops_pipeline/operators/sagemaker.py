@@ -202,9 +202,13 @@ class _ReattachingJob(BaseOperator):
 
         return load_settings()
 
+    def _job_run(self, context: Context) -> JobRun:
+        """Who the job is for; its ``key`` names the job (override to name it otherwise)."""
+        return job_run(context)
+
     def execute(self, context: Context) -> dict[str, Any]:
         settings = self._settings()
-        run = job_run(context)
+        run = self._job_run(context)
         step = self.step or self.task_id
         name = ""
         description: dict[str, Any] | None = None
