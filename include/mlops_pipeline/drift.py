@@ -220,7 +220,11 @@ class DriftMonitor:
     def report(self, partition: str, threshold: float) -> DriftReport:
         features: dict[str, float] = {}
         notes = list(self.notes)
-        for column, bins in [*self.numeric.items(), *self.categorical.items()]:
+        every: list[tuple[str, NumericBins | CategoryBins]] = [
+            *self.numeric.items(),
+            *self.categorical.items(),
+        ]
+        for column, bins in every:
             value = bins.psi()
             if value is None:
                 notes.append(f"{column}: no values in the day's data, not compared")

@@ -125,6 +125,7 @@ def model_fn(model_dir: str) -> FraudModel:
         with open(path) as handle:
             features = json.load(handle).get("features")
     _FEATURES["names"] = features
+    _FEATURES["vocabulary"] = None
     vocabulary = os.path.join(model_dir, "vocabulary.json")
     if os.path.isfile(vocabulary):
         with open(vocabulary) as handle:
