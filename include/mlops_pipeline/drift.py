@@ -230,9 +230,7 @@ class DriftMonitor:
                 notes.append(f"{column}: no values in the day's data, not compared")
             else:
                 features[column] = value
-        rows = max(
-            (b.rows for b in [*self.numeric.values(), *self.categorical.values()]), default=0
-        )
+        rows = max((b.rows for _, b in every), default=0)
         score = self.score.psi() if self.score is not None else None
         return DriftReport(partition, threshold, features, score, rows, notes)
 
