@@ -34,6 +34,7 @@ before publish leaves the previous publication untouched.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from airflow.sdk import AssetAlias, chain, dag, task
 
@@ -43,6 +44,7 @@ from mlops_pipeline.operators.batch_inference import PartitionSensor, TransformJ
 from mlops_pipeline.operators.data_quality import DataQualityOperator
 
 settings = load_settings()
+log = logging.getLogger(__name__)
 # drift events go out through an alias: detect_drift emits one only when the day drifted
 DRIFT_EVENTS = AssetAlias(name="card_fraud_drift_events")
 
@@ -123,7 +125,6 @@ def batch_inference():
             model_package_arn=model_package_arn,
             transform_job=transform_job,
             output_uri=output_uri,
-            log=context["ti"].log,
         )
 
     published = publish(
@@ -140,7 +141,7 @@ def batch_inference():
         from mlops_pipeline.operators import batch_inference as ops
 
         conn = settings.aws_conn_id
-        ds, log = context["ds"], context["ti"].log
+        ds = context["ds"]
         report = ops.measure_drift(
             SageMakerHook(aws_conn_id=conn).conn,
             S3Hook(aws_conn_id=conn).conn,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +19,8 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from mlops_pipeline.operators.sagemaker import _ReattachingJob, job_run, read_json
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -126,7 +129,9 @@ class TransformJobOperator(_ReattachingJob, SageMakerTransformOperator):
         except ClientError as error:
             if "already existing" not in str(error):
                 raise
-        self.hook.create_transform_job(config, wait_for_completion=False)
+        # the client, not the hook's create_transform_job: its input check wants a folder
+        # and refuses a prefix that ends mid-name (dt=D/part-), which SageMaker accepts
+        sm.create_transform_job(**config)
 
     def _arn(self, description: dict[str, Any]) -> str:
         return description["TransformJobArn"]
@@ -168,7 +173,6 @@ def publish(
     model_package_arn: str,
     transform_job: str,
     output_uri: str,
-    log: Any,
 ) -> dict[str, str]:
     """Check the staged output against its input row for row, then publish it to
     ``predictions/dt=D/`` with its manifest (written last).
