@@ -224,6 +224,14 @@ def drift_events(dag_run) -> list[Any]:
         return [dict(e.extra or {}) for e in events]
 
 
+def unpause(dag_id: str) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.get(DagModel, dag_id).is_paused = False
+
+
 def queued_for(dag_id: str) -> int:
     from airflow.models.asset import AssetDagRunQueue
     from airflow.utils.session import create_session
@@ -244,6 +252,7 @@ def test_injected_drift_emits_the_asset_event_that_queues_model_build(world, s3,
         for key, value in world.env.items():
             patch.setenv(key, value)
         serialize_dag(load_dag("model_build"))
+    unpause("model_build")
 
     calm, drifted = "2026-03-16", "2026-03-17"
     write_day(s3, world.bucket, calm)
