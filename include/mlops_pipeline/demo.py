@@ -9,8 +9,13 @@ Run by scripts/demo (which starts local_aws and prepares Airflow's metadata DB).
    hyperparameters, the metrics, the model package and where the reports are (copies of
    them in ``.airflow/demo/reports/``).
 
-Exit 0 only when every step worked. Later steps (approval, model_deploy, batch_inference)
-join the STEPS list as they land.
+4. approve the package through the registry API;
+5. write the days after the window (the last one drifted) and ``airflow dags test
+   batch_inference <day>`` for each: scored, validated, published, drift measured; the
+   summary shows what each day published and detected.
+
+Exit 0 only when every step worked. Later steps (model_deploy) join the STEPS list as they
+land.
 """
 
 from __future__ import annotations
@@ -305,10 +310,149 @@ def _short(value: str) -> str:
     return str(int(number)) if number.is_integer() else f"{number:.4g}"
 
 
+# -- batch_inference -----------------------------------------------------------------------------
+BATCH_DAYS = 3  # scored after the training window; the last one drifts
+BATCH_DRIFT = 2.0
+BATCH_SHOWN = re.compile(
+    r"\[DAG TEST\] starting task_id=(?P<task>\S+) map_index=-1"
+    r"|(?P<line>(started|re-attaching to) Transform job \S+"
+    r"|Transform job \S+ already completed[^\[]*"
+    r"|Data quality gate (PASSED|FAILED)[^\[]*"
+    r"|published \d+ predictions[^\[]*"
+    r"|(DRIFT|no drift) on [^\[]*"
+    r"|partition \S+ is (missing|in the future)[^\[]*"
+    r"|(AirflowFailException|AirflowException|AirflowSensorTimeout): [^\[]*)"
+)
+
+
+def batch_days(demo: Demo) -> list[dt.date]:
+    return [demo.end + dt.timedelta(days=i) for i in range(1, BATCH_DAYS + 1)]
+
+
+def approve_model(demo: Demo) -> None:
+    """Approve the package model_build registered, through the registry API (what a
+    reviewer does in the Model Registry or the Airflow UI)."""
+    sm = demo.client("sagemaker")
+    arn = demo.facts["package"]["ModelPackageArn"]
+    sm.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Approved",
+        ApprovalDescription="approved by make demo",
+    )
+    demo.facts["approved_arn"] = arn
+    say(f"  {arn} → Approved")
+
+
+def write_batch_data(demo: Demo) -> None:
+    """The days after the training window, the last one drifted (datagen's drift knob)."""
+    from mlops_pipeline import datagen
+
+    s3 = demo.client("s3")
+    for day in batch_days(demo):
+        drifted = day == batch_days(demo)[-1]
+        info = datagen.write_partition(
+            s3,
+            demo.settings.bucket,
+            day,
+            demo.rows,
+            prefix=demo.settings.raw_prefix,
+            seed=DEMO_SEED,
+            drift=datagen.Drift(BATCH_DRIFT if drifted else 0.0),
+        )
+        note = f" (drift {BATCH_DRIFT:g}: amounts up, more online)" if drifted else ""
+        say(f"  {info.uri}: {info.rows:,} transactions{note}")
+
+
+def run_batch_inference(demo: Demo) -> None:
+    """``airflow dags test batch_inference <day>`` for each scored day, one after the other."""
+    demo.facts["batch_seconds"] = 0.0
+    for day in batch_days(demo):
+        log_path = demo.out / f"batch_inference-{day}.log"
+        command = ["airflow", "dags", "test", "batch_inference", day.isoformat()]
+        say(f"  $ {' '.join(command)}   (full log: {shown(log_path)})")
+        started = time.monotonic()
+        code = _dag_test(command, log_path, BATCH_SHOWN)
+        demo.facts["batch_seconds"] += time.monotonic() - started
+        if code != 0:
+            raise DemoError(
+                f"batch_inference for {day} failed (exit {code}); the reason is above, the "
+                f"whole run in {log_path}"
+            )
+
+
+def _dag_test(command: list[str], log_path: Path, pattern: re.Pattern[str]) -> int:
+    """Run ``airflow dags test``, log everything, show the lines ``pattern`` picks."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        )
+        assert process.stdout is not None
+        seen: set[str] = set()
+        for line in process.stdout:
+            log.write(line)
+            match = pattern.search(line)
+            if not match:
+                continue
+            if match.group("task"):
+                if match.group("task") not in seen:  # a deferred task starts twice
+                    seen.add(match.group("task"))
+                    say(f"  ▸ {match.group('task')}")
+            else:
+                say(f"      {match.group('line').strip()[:160]}")
+        return process.wait()
+
+
+def collect_batch(demo: Demo) -> None:
+    """What each scored day left: the published manifest and the drift report."""
+    from mlops_pipeline import batch
+
+    s3 = demo.client("s3")
+    days = []
+    for day in batch_days(demo):
+        paths = batch.DayPaths(demo.settings, day.isoformat())
+        manifest = _read_json(s3, paths.published_uri + batch.MANIFEST_FILE)
+        report = _read_json(s3, paths.drift_report_uri)
+        days.append({"day": day.isoformat(), "manifest": manifest, "drift": report})
+    demo.facts["batch"] = days
+
+
+def batch_summary(demo: Demo) -> str:
+    days = demo.facts["batch"]
+    settings = demo.settings
+    lines = [
+        "Batch inference (batch_inference, one run per day, the approved model)",
+        f"  model {days[0]['manifest']['model_version']} ({demo.facts['approved_arn']})",
+    ]
+    for item in days:
+        manifest, report = item["manifest"], item["drift"]
+        top = sorted(report["psi"].items(), key=lambda kv: -kv[1])[:2]
+        psi = ", ".join(f"{name} {value:.3f}" for name, value in top)
+        score = report["score_psi"]
+        verdict = (
+            f"DRIFT → card_fraud_drift event (top: {', '.join(report['top_features'])})"
+            if report["drifted"]
+            else "no drift"
+        )
+        lines.append(
+            f"  {item['day']}: {manifest['rows']:,} scored → "
+            f"{settings.s3_uri(settings.predictions_prefix)}/dt={item['day']}/ "
+            f"(sha256 {manifest['files'][0]['sha256'][:12]}…); PSI {psi}, score "
+            f"{'n/a' if score is None else f'{score:.3f}'}: {verdict}"
+        )
+    lines.append(
+        "  a drift event schedules model_build on the window ending that day (make up runs it)"
+    )
+    return "\n".join(lines)
+
+
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("demo data", write_data),
     ("model_build", run_model_build),
     ("results", collect),
+    ("approval", approve_model),
+    ("days to score", write_batch_data),
+    ("batch_inference", run_batch_inference),
+    ("batch results", collect_batch),
 ]
 
 
@@ -351,9 +495,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     say("")
     say(summary(demo))
+    say(batch_summary(demo))
     say(
         f"\nDemo finished in {time.monotonic() - started:.0f} s "
-        f"(model_build {demo.facts['model_build_seconds']:.0f} s)."
+        f"(model_build {demo.facts['model_build_seconds']:.0f} s, batch_inference "
+        f"{demo.facts['batch_seconds']:.0f} s)."
     )
     return 0
 
