@@ -19,10 +19,11 @@ wait_for_partition    the day's raw partition is complete (its _SUCCESS marker);
                       retrains on the window ending that day)
 ```
 
-**Schedule.** `@daily` with catchup from `MLOPS_BATCH_START_DATE`: a run scores its logical
-date's partition, so a late day, a rerun (`airflow tasks clear`) or a backfill
-(`airflow backfill create --dag-id batch_inference --from-date 2026-01-01 --to-date
-2026-01-07`) scores exactly the days named. `MLOPS_BATCH_MAX_ACTIVE_RUNS` days run at once.
+**Schedule.** `@daily` over data intervals, with catchup from `MLOPS_BATCH_START_DATE`: the
+run at midnight scores the day that just ended (its logical date), so a late day, a rerun
+(`airflow tasks clear`) or a backfill (`airflow backfill create --dag-id batch_inference
+--from-date 2026-01-01 --to-date 2026-01-07`, with the DAG unpaused) scores exactly the
+days named. `MLOPS_BATCH_MAX_ACTIVE_RUNS` days run at once.
 
 **Idempotence.** The transform job is named from the date and a hash of the model package
 and the input objects, so a rerun with the same model and data re-attaches to the job that
@@ -37,6 +38,7 @@ import datetime as dt
 import logging
 
 from airflow.sdk import AssetAlias, chain, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mlops_pipeline import batch
 from mlops_pipeline.config import load_settings
@@ -50,7 +52,9 @@ DRIFT_EVENTS = AssetAlias(name="card_fraud_drift_events")
 
 
 @dag(
-    schedule="@daily",
+    # @daily over data intervals: the run at midnight scores the day that just ended (its
+    # logical date), not the one that is starting
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime.fromisoformat(settings.batch_start_date).replace(tzinfo=dt.UTC),
     catchup=True,
     max_active_runs=settings.batch_max_active_runs,

@@ -63,6 +63,7 @@ PROGRESS_QUERIES: dict[str, list[str]] = {
         " BestTrainingJob.TrainingJobName, ')'])",
     ],
     "processing": ["ProcessingJobStatus", "ExitMessage"],
+    "transform": ["TransformJobStatus", "FailureReason"],
     "training": [
         "TrainingJobStatus",
         "SecondaryStatus",
