@@ -62,6 +62,22 @@ def wait_until(condition, timeout: float, what: str, log: Path, process) -> None
         time.sleep(1)
 
 
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to standalone's process group (its scheduler, triggerer, ...), then SIGKILL
+    to whatever of it is still there after a minute."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @pytest.fixture
 def airflow_env(local_aws, tmp_path, s3, sm) -> Iterator[tuple[dict[str, str], str]]:
     bucket, group = unique("bi-backfill"), unique("card-fraud")
@@ -165,12 +181,7 @@ def test_a_cli_backfill_run_by_the_scheduler_publishes_every_day(airflow_env, s3
         )
         assert [state for _, _, state in runs] == ["success"] * len(DAYS), (runs, failed)
     finally:
-        os.killpg(standalone.pid, signal.SIGTERM)
-        try:
-            standalone.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(standalone.pid, signal.SIGKILL)
-            standalone.wait()
+        stop_group(standalone)
 
     for (_, run_id, _), day in zip(runs, DAYS, strict=True):
         prefix = f"predictions/dt={day}/"
