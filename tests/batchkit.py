@@ -54,8 +54,11 @@ def train_frames(rows: int = ROWS, seed: int = SEED) -> Any:
     return frame
 
 
-def register_package(s3: Any, sm: Any, bucket: str, group: str, approve: bool = True) -> Package:
-    """Train, upload and register a model package in ``group`` (approved unless told not)."""
+def register_package(
+    s3: Any, sm: Any, bucket: str, group: str, approve: bool = True, image: str | None = None
+) -> Package:
+    """Train, upload and register a model package in ``group`` (approved unless told not;
+    ``image`` replaces the serving image)."""
     import numpy as np
     import xgboost as xgb
 
@@ -116,6 +119,8 @@ def register_package(s3: Any, sm: Any, bucket: str, group: str, approve: bool = 
         training_job="test-training-job",
         tuning_job="test-tuning-job",
     )
+    if image:
+        request["InferenceSpecification"]["Containers"][0]["Image"] = image
     try:
         sm.create_model_package_group(ModelPackageGroupName=group)
     except sm.exceptions.ClientError as error:

@@ -208,6 +208,19 @@ def test_without_an_approved_package_resolve_model_fails_clearly(world, s3, capf
     assert published(s3, world.bucket, day) == {}
 
 
+def test_a_model_image_the_local_profile_cannot_run_fails_naming_it(world, s3, sm, capfd):
+    day = "2026-03-18"
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/custom-fraud:latest"
+    group = unique("custom-image")
+    register_package(s3, sm, world.bucket, group, image=image)
+    write_day(s3, world.bucket, day)
+    run = run_day(capfd, {**world.env, "MLOPS_MODEL_PACKAGE_GROUP": group}, day)
+    assert run.state("transform") == "failed"
+    assert "ended Failed" in run.output and "custom-fraud" in run.output
+    assert run.state("publish") in (None, "upstream_failed")
+    assert published(s3, world.bucket, day) == {}
+
+
 # -- drift ---------------------------------------------------------------------------------------
 def drift_events(dag_run) -> list[Any]:
     from airflow.models.asset import AssetEvent, AssetModel
