@@ -188,6 +188,7 @@ def test_a_missing_partition_times_out_naming_it(world, capfd):
     assert run.state("validate_input") in (None, "upstream_failed")
     assert f"partition {day} is missing" in run.output
     assert f"raw/transactions/dt={day}/_SUCCESS did not appear within 2 s" in run.output
+    assert "(the prefix is empty)" in run.output
 
 
 def test_a_future_date_fails_at_once(world, capfd):

@@ -67,7 +67,11 @@ class PartitionSensor(S3KeySensor):
         keys = self.bucket_key if isinstance(self.bucket_key, list) else [self.bucket_key]
         where = ", ".join(str(k) for k in keys)
         try:
-            bucket, key = self.hook.parse_s3_url(str(keys[0]))
+            key = str(keys[0])
+            if key.startswith("s3://"):
+                bucket, key = self.hook.parse_s3_url(key)
+            else:
+                bucket = str(self.bucket_name)
             prefix = key.rsplit("/", 1)[0] + "/"
             listing = self.hook.get_conn().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=5)
             found = [o["Key"].rsplit("/", 1)[-1] for o in listing.get("Contents", [])]
