@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from benchmarks import (
+    bench_batch_inference,
     bench_endpoints,
     bench_jobs,
     bench_model_build,
@@ -21,6 +22,7 @@ SUITES = {
     "transform": bench_transform.run,
     "quality": bench_quality.run,
     "model_build": bench_model_build.run,
+    "batch_inference": bench_batch_inference.run,
 }
 
 
