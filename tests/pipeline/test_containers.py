@@ -31,6 +31,15 @@ IMAGE_PACKAGES = {
 DAY = dt.date(2026, 4, 6)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def sagemaker_base_dir(tmp_path_factory):
+    """The scripts write SageMaker's exit message to $SAGEMAKER_BASE_DIR/output (/opt/ml
+    when unset): here into a temporary directory, never the host's /opt/ml."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path_factory.mktemp("opt-ml")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def preprocess():
     from mlops_pipeline.containers import preprocess
