@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from benchmarks import (
+    bench_batch_inference,
     bench_cost,
     bench_deploy,
     bench_endpoints,
@@ -29,6 +30,7 @@ SUITES = {
     "parity": bench_parity.run,
     "model_deploy": bench_deploy.run,
     "cost": bench_cost.run,
+    "batch_inference": bench_batch_inference.run,
 }
 
 

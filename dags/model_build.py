@@ -26,7 +26,9 @@ change something; a manual run covers new features and code.
 
 **Data window.** `training_window_days` daily partitions of `raw/transactions` ending at the
 drifted day (the asset event's `partition`), else the run's logical date, else the last
-complete day. Every day of the window passes the gate before anything is trained.
+complete day. Every day of the window passes the gate before anything is trained; the
+days are checked in parallel, each against the metric history before the window, so no
+verdict depends on which day finished first.
 
 **Idempotence.** Jobs are named from the DAG and run (`model-build-tune-20260107-1a2b3c`);
 a retried task re-attaches to its job (running or finished) instead of starting another,
@@ -104,7 +106,11 @@ def model_build():
     source = package_code()
 
     validate_training_data = DataQualityOperator.partial(
-        task_id="validate_training_data", dataset="transactions"
+        task_id="validate_training_data",
+        dataset="transactions",
+        # the days are checked in parallel: each compares with the history before the
+        # window, never with a window day that happened to finish first
+        history_before=window["start"],
     ).expand(partition=window)
 
     preprocess = ProcessingJobOperator(

@@ -166,6 +166,24 @@ class Settings:
     alerts_file: str = "alerts/alerts.jsonl"
     alert_retries: int = 2  # further tries when Slack is unreachable or answers 5xx/429
     alert_timeout_seconds: int = 5
+    # batch_inference
+    predictions_prefix: str = "predictions"  # published: <prefix>/dt=YYYY-MM-DD/
+    batch_prefix: str = "batch-inference"  # transform staging output and drift reports
+    batch_max_active_runs: int = 3  # a backfill scores this many dates at once
+    batch_start_date: str = "2026-01-01"  # the first day scored (catchup starts here)
+    # the day's raw partition is complete when this marker is there (datagen writes it last)
+    partition_marker: str = "_SUCCESS"
+    partition_timeout_seconds: int = 6 * 3600
+    partition_poke_seconds: float = 300
+    # the triggerer waits, not a worker slot; off only where no triggerer runs
+    partition_sensor_deferrable: bool = True
+    transform_instance_count: int = 1
+    transform_max_concurrent: int = 2
+    transform_max_payload_mb: int = 6
+    transform_max_runtime_seconds: int = 3600
+    # population stability index: < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift
+    drift_psi_threshold: float = 0.2
+    drift_top_features: int = 3
 
     def s3_uri(self, *parts: str) -> str:
         """s3://<bucket>/<parts joined by '/'>."""
@@ -184,6 +202,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         # local_aws answers a Describe* in milliseconds: poll often, notice job ends sooner
         # (half a second per job ended is most of Airflow's share of a demo run)
         "check_interval_seconds": 0.5,
+        "partition_poke_seconds": 1,
         # a laptop: few, small child jobs, one xgboost thread each so they do not fight
         "tuning_max_jobs": 4,
         "tuning_max_parallel": 2,

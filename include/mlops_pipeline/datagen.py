@@ -1,7 +1,8 @@
 """Synthetic daily card transactions with a fraud label, written as date partitions to S3.
 
 Each day is ``s3://<bucket>/raw/transactions/dt=YYYY-MM-DD/part-00000.csv`` (CSV with a
-header, the shared schema in :data:`COLUMNS`). The data are a pure function of
+header, the shared schema in :data:`COLUMNS`) and, written last, an empty ``_SUCCESS``
+marker that says the day is complete (what batch_inference waits for). The data are a pure function of
 ``(seed, day, rows, fraud_rate, drift)``: the same arguments give the same bytes, on any
 machine, whatever else was generated before.
 
@@ -84,6 +85,7 @@ FOREIGN_COUNTRIES: tuple[str, ...] = (
     "MX",
 )
 RAW_PREFIX = "raw/transactions"
+SUCCESS_MARKER = "_SUCCESS"
 # Part of the data's identity: each chunk has its own random stream, so changing this
 # changes the generated rows.
 CHUNK_ROWS = 100_000
@@ -270,6 +272,10 @@ class PartitionInfo:
 
 def partition_key(day: dt.date, prefix: str = RAW_PREFIX) -> str:
     return f"{prefix.strip('/')}/dt={day:%Y-%m-%d}/part-00000.csv"
+
+
+def marker_key(day: dt.date, prefix: str = RAW_PREFIX) -> str:
+    return f"{prefix.strip('/')}/dt={day:%Y-%m-%d}/{SUCCESS_MARKER}"
 
 
 # -- generation --------------------------------------------------------------------------------
@@ -662,6 +668,8 @@ def write_partition(
     except BaseException:
         stream.abort()
         raise
+    # last, as Spark and Hadoop jobs do: readers wait for it, never for a half-written day
+    s3.put_object(Bucket=bucket, Key=marker_key(day, prefix), Body=b"")
     return PartitionInfo(day, f"s3://{bucket}/{key}", stats["rows"], stats["fraud"], stream.size)
 
 

@@ -12,10 +12,12 @@ Run by scripts/demo (which starts local_aws and prepares Airflow's metadata DB).
 4. approve the new package through the registry API (as a reviewer in Studio would);
 5. ``airflow dags test model_deploy`` with that package: approval seen, staging, smoke test,
    canary release onto the production endpoint (a first run creates it); the release's steps
-   are printed from its audit record.
+   are printed from its audit record;
+6. write the days after the window (the last one drifted) and ``airflow dags test
+   batch_inference <day>`` for each: scored, validated, published, drift measured; the
+   summary shows what each day published and detected.
 
-Exit 0 only when every step worked. Later steps (batch_inference) join the STEPS list as
-they land.
+Exit 0 only when every step worked.
 """
 
 from __future__ import annotations
@@ -375,7 +377,7 @@ def approve_package(demo: Demo) -> None:
         ModelApprovalStatus="Approved",
         ApprovalDescription="approved by make demo (a reviewer in Studio would do the same)",
     )
-    demo.facts["deploy_package"] = arn
+    demo.facts["deploy_package"] = demo.facts["approved_arn"] = arn
     if "package" in demo.facts:  # the summary shows the package as it is now
         demo.facts["package"] = sm.describe_model_package(ModelPackageName=arn)
     say(f"  {arn}: Approved (UpdateModelPackage)")
@@ -391,24 +393,7 @@ def run_model_deploy(demo: Demo) -> None:
         f"  $ airflow dags test model_deploy {demo.end} -c '{conf}'   (full log: {shown(log_path)})"
     )
     started = time.monotonic()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
-        )
-        assert process.stdout is not None
-        seen: set[str] = set()
-        for line in process.stdout:
-            log.write(line)
-            match = DEPLOY_SHOWN.search(line)
-            if not match:
-                continue
-            if match.group("task"):
-                if match.group("task") not in seen:  # a deferred task starts again
-                    seen.add(match.group("task"))
-                    say(f"  ▸ {match.group('task')}")
-            else:
-                say(f"      {match.group('line').strip()[:200]}")
-        code = process.wait()
+    code = _dag_test(command, log_path, DEPLOY_SHOWN, env=env)
     demo.facts["model_deploy_seconds"] = time.monotonic() - started
     if code != 0:
         raise DemoError(f"model_deploy failed (exit {code}); the whole run in {log_path}")
@@ -444,12 +429,146 @@ def release_steps(demo: Demo) -> str:
     return "\n".join(lines)
 
 
+# -- batch_inference -----------------------------------------------------------------------------
+BATCH_DAYS = 3  # scored after the training window; the last one drifts
+BATCH_DRIFT = 2.0
+BATCH_SHOWN = re.compile(
+    r"\[DAG TEST\] starting task_id=(?P<task>\S+) map_index=-1"
+    r"|(?P<line>(started|re-attaching to) Transform job \S+"
+    r"|Transform job \S+ already completed[^\[]*"
+    r"|Data quality gate (PASSED|FAILED)[^\[]*"
+    r"|published \d+ predictions[^\[]*"
+    r"|(DRIFT|no drift) on [^\[]*"
+    r"|partition \S+ is (missing|in the future)[^\[]*"
+    r"|(AirflowFailException|AirflowException|AirflowSensorTimeout): [^\[]*)"
+)
+
+
+def batch_days(demo: Demo) -> list[dt.date]:
+    return [demo.end + dt.timedelta(days=i) for i in range(1, BATCH_DAYS + 1)]
+
+
+def write_batch_data(demo: Demo) -> None:
+    """The days after the training window, the last one drifted (datagen's drift knob)."""
+    from mlops_pipeline import datagen
+
+    s3 = demo.client("s3")
+    for day in batch_days(demo):
+        drifted = day == batch_days(demo)[-1]
+        info = datagen.write_partition(
+            s3,
+            demo.settings.bucket,
+            day,
+            demo.rows,
+            prefix=demo.settings.raw_prefix,
+            seed=DEMO_SEED,
+            drift=datagen.Drift(BATCH_DRIFT if drifted else 0.0),
+        )
+        note = f" (drift {BATCH_DRIFT:g}: amounts up, more online)" if drifted else ""
+        say(f"  {info.uri}: {info.rows:,} transactions{note}")
+
+
+def run_batch_inference(demo: Demo) -> None:
+    """``airflow dags test batch_inference <day>`` for each scored day, one after the other."""
+    demo.facts["batch_seconds"] = 0.0
+    for day in batch_days(demo):
+        log_path = demo.out / f"batch_inference-{day}.log"
+        command = ["airflow", "dags", "test", "batch_inference", day.isoformat()]
+        say(f"  $ {' '.join(command)}   (full log: {shown(log_path)})")
+        started = time.monotonic()
+        code = _dag_test(command, log_path, BATCH_SHOWN)
+        demo.facts["batch_seconds"] += time.monotonic() - started
+        if code != 0:
+            raise DemoError(
+                f"batch_inference for {day} failed (exit {code}); the reason is above, the "
+                f"whole run in {log_path}"
+            )
+
+
+def _dag_test(
+    command: list[str],
+    log_path: Path,
+    pattern: re.Pattern[str],
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run ``airflow dags test``, log everything, show the lines ``pattern`` picks."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        assert process.stdout is not None
+        seen: set[str] = set()
+        for line in process.stdout:
+            log.write(line)
+            match = pattern.search(line)
+            if not match:
+                continue
+            if match.group("task"):
+                if match.group("task") not in seen:  # a deferred task starts twice
+                    seen.add(match.group("task"))
+                    say(f"  ▸ {match.group('task')}")
+            else:
+                say(f"      {match.group('line').strip()[:160]}")
+        return process.wait()
+
+
+def collect_batch(demo: Demo) -> None:
+    """What each scored day left: the published manifest and the drift report."""
+    from mlops_pipeline import batch
+
+    s3 = demo.client("s3")
+    days = []
+    for day in batch_days(demo):
+        paths = batch.DayPaths(demo.settings, day.isoformat())
+        manifest = _read_json(s3, paths.published_uri + batch.MANIFEST_FILE)
+        report = _read_json(s3, paths.drift_report_uri)
+        days.append({"day": day.isoformat(), "manifest": manifest, "drift": report})
+    demo.facts["batch"] = days
+
+
+def batch_summary(demo: Demo) -> str:
+    days = demo.facts["batch"]
+    settings = demo.settings
+    lines = [
+        "Batch inference (batch_inference, one run per day, the approved model)",
+        f"  model {days[0]['manifest']['model_version']} ({demo.facts['approved_arn']})",
+    ]
+    for item in days:
+        manifest, report = item["manifest"], item["drift"]
+        top = sorted(report["psi"].items(), key=lambda kv: -kv[1])[:2]
+        psi = ", ".join(f"{name} {value:.3f}" for name, value in top)
+        score = report["score_psi"]
+        verdict = (
+            f"DRIFT → card_fraud_drift event (top: {', '.join(report['top_features'])})"
+            if report["drifted"]
+            else "no drift"
+        )
+        lines.append(
+            f"  {item['day']}: {manifest['rows']:,} scored → "
+            f"{settings.s3_uri(settings.predictions_prefix)}/dt={item['day']}/ "
+            f"(sha256 {manifest['files'][0]['sha256'][:12]}…); PSI {psi}, score "
+            f"{'n/a' if score is None else f'{score:.3f}'}: {verdict}"
+        )
+    lines.append(
+        "  a drift event schedules model_build on the window ending that day (make up runs it)"
+    )
+    return "\n".join(lines)
+
+
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("demo data", write_data),
     ("model_build", run_model_build),
     ("results", collect),
     ("approval", approve_package),
     ("model_deploy", run_model_deploy),
+    ("days to score", write_batch_data),
+    ("batch_inference", run_batch_inference),
+    ("batch results", collect_batch),
     ("cost", collect_cost),
 ]
 
@@ -493,11 +612,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     say("")
     say(summary(demo))
+    say(batch_summary(demo))
     say(cost_summary(demo))
     say(
         f"\nDemo finished in {time.monotonic() - started:.0f} s "
         f"(model_build {demo.facts['model_build_seconds']:.0f} s, model_deploy "
-        f"{demo.facts['model_deploy_seconds']:.0f} s)."
+        f"{demo.facts['model_deploy_seconds']:.0f} s, batch_inference "
+        f"{demo.facts['batch_seconds']:.0f} s)."
     )
     return 0
 

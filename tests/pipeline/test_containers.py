@@ -31,6 +31,15 @@ IMAGE_PACKAGES = {
 DAY = dt.date(2026, 4, 6)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def sagemaker_base_dir(tmp_path_factory):
+    """The scripts write SageMaker's exit message to $SAGEMAKER_BASE_DIR/output (/opt/ml
+    when unset): here into a temporary directory, never the host's /opt/ml."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path_factory.mktemp("opt-ml")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def preprocess():
     from mlops_pipeline.containers import preprocess
@@ -54,7 +63,9 @@ def test_scripts_import_only_what_the_framework_images_have(name):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             imported.add(node.module.split(".")[0])
-    foreign = imported - IMAGE_PACKAGES - set(sys.stdlib_module_names)
+    # the job code travels together (code dir, sourcedir.tar.gz): siblings may import each other
+    siblings = {path.stem for path in CONTAINERS.glob("*.py")}
+    foreign = imported - IMAGE_PACKAGES - siblings - set(sys.stdlib_module_names)
     assert not foreign, f"{name} imports {foreign}: the framework images do not have them"
 
 

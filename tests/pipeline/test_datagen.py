@@ -267,8 +267,13 @@ def test_write_partitions_to_s3(s3, bucket):
     assert infos[0].bytes == len(body)
     # a rerun of a date overwrites that date's partition only
     datagen.write_partition(s3, bucket, DAY, 10, seed=2)
-    keys = s3.list_objects_v2(Bucket=bucket, Prefix="raw/")["Contents"]
-    assert len(keys) == 2
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="raw/")["Contents"]]
+    assert sorted(keys) == [
+        "raw/transactions/dt=2026-01-05/_SUCCESS",
+        "raw/transactions/dt=2026-01-05/part-00000.csv",
+        "raw/transactions/dt=2026-01-06/_SUCCESS",
+        "raw/transactions/dt=2026-01-06/part-00000.csv",
+    ]
     again = s3.get_object(Bucket=bucket, Key="raw/transactions/dt=2026-01-05/part-00000.csv")
     assert len(read(again["Body"].read())) == 10
 

@@ -114,6 +114,26 @@ def test_row_count_drop_against_history_fails_although_the_suite_passes(env, s3,
     assert "1 error" in out
 
 
+def test_history_before_leaves_days_of_the_same_window_out(env, s3, capfd):
+    """A window's days are gated in parallel: with history_before at the window's start, a
+    day is judged on the history before the window whichever window day finished first."""
+    put_partition(s3, env, DAY, to_csv(transactions(400)))
+    seed_history(s3, env, rows=400)
+    window_start = (dt.date.fromisoformat(DAY) - dt.timedelta(days=1)).isoformat()
+    # the window's first day finished first, with far more rows
+    MetricHistoryStore(s3, env).put(
+        "transactions",
+        window_start,
+        {"row_count": 2000, "columns": {"distance_from_home_km": {"completeness": 1.0}}},
+        status="passed",
+    )
+    assert run_gate("t_dq_order", env).state == "failed"
+    assert "observed 400; expected [1,000, 4,000]" in capfd.readouterr().out
+
+    # against the days before the window (400 rows each) the same day passes
+    assert run_gate("t_dq_order_window", env, history_before=window_start).state == "success"
+
+
 def test_null_rate_jump_fails_although_the_static_warning_would_pass(env, s3, capfd):
     df = transactions(400)
     df["distance_from_home_km"] = df["distance_from_home_km"].astype(object)

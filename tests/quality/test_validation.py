@@ -42,7 +42,7 @@ def predictions(rows: int) -> Any:
     return pd.DataFrame(
         {
             "transaction_id": transactions(rows).transaction_id,
-            "fraud_score": np.round(rng.beta(0.3, 12, rows), 6),
+            "score": np.round(rng.beta(0.3, 12, rows), 6),
             "model_version": "card-fraud/3",
         }
     )

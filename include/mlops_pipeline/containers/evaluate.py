@@ -19,8 +19,9 @@ the Model Registry shows for ``ModelMetrics.ModelQuality.Statistics``: every met
 ``{actual: {predicted: count}}``, and the curves are ``receiver_operating_characteristic_curve``
 and ``precision_recall_curve``. ``auc`` is the ROC AUC (Model Monitor's name; ``roc_auc`` is
 the same value), ``pr_auc`` is the average precision. Top-level ``threshold``,
-``calibration`` (Brier score, expected calibration error, reliability bins) and ``rows``
-add what the registry format has no place for.
+``calibration`` (Brier score, expected calibration error, reliability bins), ``rows`` and
+``score_distribution`` (the test scores over their deciles: batch inference's baseline for
+score drift) add what the registry format has no place for.
 
 Self-contained: Python 3.8+, xgboost, scikit-learn, pandas, numpy; nothing from the
 pipeline package.
@@ -256,6 +257,23 @@ def calibration(labels: np.ndarray, scores: np.ndarray, bins: int) -> dict[str, 
     }
 
 
+def score_distribution(scores: np.ndarray) -> dict[str, Any]:
+    """The test split's scores over their deciles (duplicates merged; right-closed bins,
+    (-inf, e1], ..., (ek, +inf)), as preprocess writes feature histograms: the baseline
+    batch inference compares each day's scores with (population stability index)."""
+    values = np.asarray(scores, dtype=float)
+    if values.size == 0:
+        return {"count": 0, "edges": [], "fractions": [1.0]}
+    edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+    bins = np.searchsorted(edges, values, side="left")
+    fractions = np.bincount(bins, minlength=len(edges) + 1) / float(values.size)
+    return {
+        "count": int(values.size),
+        "edges": [float(e) for e in edges],
+        "fractions": [round(float(f), 8) for f in fractions],
+    }
+
+
 def evaluation_report(
     test_labels: np.ndarray,
     test_scores: np.ndarray,
@@ -299,6 +317,7 @@ def evaluation_report(
             "validation_positives": validation_rows[1],
         },
         "base_rate": float(test_labels.mean()),
+        "score_distribution": score_distribution(test_scores),
         "model": {
             "rounds": model_info.get("rounds"),
             "features": len(model_info.get("features", [])) or None,

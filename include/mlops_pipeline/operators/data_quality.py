@@ -43,9 +43,12 @@ class DataQualityOperator(BaseOperator):
         ``meta.partition_uri`` under the settings' bucket
     :param on_warning: alert hook(s) for partitions that pass with warnings
     :param record_history: store this partition's metrics in the history
+    :param history_before: anomaly checks compare with history dated before this day
+        (templated; default: the partition itself). A window validated in parallel passes
+        its first day, so no day's verdict depends on which other day finished first.
     """
 
-    template_fields: Sequence[str] = ("partition", "input_uri")
+    template_fields: Sequence[str] = ("partition", "input_uri", "history_before")
     ui_color = "#c7e9c0"
 
     def __init__(
@@ -62,6 +65,7 @@ class DataQualityOperator(BaseOperator):
         on_warning: WarningHook | Sequence[WarningHook] | None = None,
         record_history: bool = True,
         gx_root: str | None = None,
+        history_before: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +85,7 @@ class DataQualityOperator(BaseOperator):
             self.on_warning = list(on_warning)
         self.record_history = record_history
         self.gx_root = gx_root
+        self.history_before = history_before
 
     # -- execution -------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -104,7 +109,10 @@ class DataQualityOperator(BaseOperator):
         config_path = suites.anomaly_path(root, self.dataset)
         if config_path.is_file():
             checks = anomaly.load_config(str(config_path))
-            past = store.before(self.dataset, partition, days=checks.history_days)
+            until = partition
+            if self.history_before:
+                until = min(partition, _partition(self.history_before, self.dataset))
+            past = store.before(self.dataset, until, days=checks.history_days)
             plan = anomaly.plan(checks, [e.metrics for e in past])
             for note in plan.notes:
                 self.log.info("%s", note)

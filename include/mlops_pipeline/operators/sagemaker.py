@@ -64,6 +64,7 @@ PROGRESS_QUERIES: dict[str, list[str]] = {
         " BestTrainingJob.TrainingJobName, ')'])",
     ],
     "processing": ["ProcessingJobStatus", "ExitMessage"],
+    "transform": ["TransformJobStatus", "FailureReason"],
     "training": [
         "TrainingJobStatus",
         "SecondaryStatus",
@@ -148,7 +149,7 @@ class _ReattachingJob(BaseOperator):
     # the provider operator's arguments that differ from its defaults, per kind
     provider_defaults: ClassVar[dict[str, Any]] = {}
     # the job's page: AWS console, or local_aws's description offline (mlops_pipeline.links)
-    operator_extra_links = (SageMakerResourceLink(),)
+    operator_extra_links: tuple[Any, ...] = (SageMakerResourceLink(),)
 
     def __init__(
         self,
@@ -205,9 +206,13 @@ class _ReattachingJob(BaseOperator):
 
         return load_settings()
 
+    def _job_run(self, context: Context) -> JobRun:
+        """Who the job is for; its ``key`` names the job (override to name it otherwise)."""
+        return job_run(context)
+
     def execute(self, context: Context) -> dict[str, Any]:
         settings = self._settings()
-        run = job_run(context)
+        run = self._job_run(context)
         step = self.step or self.task_id
         name = ""
         description: dict[str, Any] | None = None
