@@ -120,31 +120,7 @@ def run_model_build(demo: Demo) -> None:
     command = ["airflow", "dags", "test", "model_build", demo.end.isoformat()]
     say(f"  $ {' '.join(command)}   (full log: {shown(log_path)})")
     started = time.monotonic()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        assert process.stdout is not None
-        shown_tasks: set[str] = set()
-        for line in process.stdout:
-            log.write(line)
-            match = SHOWN.search(line)
-            if not match:
-                continue
-            if match.group("task"):
-                task, index = match.group("task"), int(match.group("index"))
-                label = task if index < 0 else f"{task}[{index}]"
-                if label not in shown_tasks:  # a deferred task starts twice
-                    shown_tasks.add(label)
-                    say(f"  ▸ {label}")
-            else:
-                say(f"      {match.group('line').strip()[:160]}")
-        code = process.wait()
+    code = _dag_test(command, log_path, SHOWN, env=env)
     demo.facts["model_build_seconds"] = time.monotonic() - started
     if code != 0:
         raise DemoError(
@@ -509,9 +485,12 @@ def _dag_test(
             if not match:
                 continue
             if match.group("task"):
-                if match.group("task") not in seen:  # a deferred task starts twice
-                    seen.add(match.group("task"))
-                    say(f"  ▸ {match.group('task')}")
+                index = match.groupdict().get("index")
+                task = match.group("task")
+                label = task if index is None or int(index) < 0 else f"{task}[{index}]"
+                if label not in seen:  # a deferred task starts twice
+                    seen.add(label)
+                    say(f"  ▸ {label}")
             else:
                 say(f"      {match.group('line').strip()[:160]}")
         return process.wait()
