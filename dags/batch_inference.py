@@ -160,7 +160,18 @@ def batch_inference():
         summary = report.summary(settings.drift_top_features)
         top = [name for name, _ in report.drifting()[: settings.drift_top_features]]
         if report.drifted:
+            from mlops_pipeline.notifications import drift_alert, send
+
             log.warning("%s; drifting: %s: retraining requested", summary, ", ".join(top))
+            # the team hears of it too (Slack, else the alerts file); never fails the task
+            alert = drift_alert(
+                context["dag"].dag_id,
+                ds,
+                report.top(settings.drift_top_features),
+                settings.drift_psi_threshold,
+                statistic="PSI",
+            )
+            send(alert, settings, context)
             context["outlet_events"][DRIFT_EVENTS].add(
                 drift_asset(settings),
                 extra={

@@ -142,6 +142,10 @@ def test_a_5xx_candidate_is_rolled_back_in_the_first_step(
     )
     assert "ROLLED BACK: step 1 (10%): Invocation5XXErrors rate = " in output
     assert ", bound 0.01 (at most the baseline's 0 + 0.01)" in output
+    # one alert, the rollback's own: its step and both variants' figures, not a generic one
+    assert "canary on " in output and "rolled back" in output
+    assert "Step: 1 (10%)" in output and "candidate error_rate: " in output
+    assert output.count("ALERT ") == 1, output[-3000:]
     only_baseline_serves(sm, runtime, production[1])
 
 

@@ -78,7 +78,15 @@ def load_dag(dag_id: str = "batch_inference"):
     return bag.get_dag(dag_id)
 
 
-def run_day(capfd, env: dict[str, str], day: str) -> Run:
+@pytest.fixture
+def capture(capfd, caplog):
+    """What a run prints, and what it logs: an earlier test may have left Airflow's logging
+    writing to a stream captured elsewhere, so task log lines are read from the records too."""
+    return capfd, caplog
+
+
+def run_day(capture, env: dict[str, str], day: str) -> Run:
+    capfd, caplog = capture
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
@@ -86,9 +94,10 @@ def run_day(capfd, env: dict[str, str], day: str) -> Run:
         for task in dag.tasks:  # a failure here is a test failure, not a retry
             task.retries = 0
         capfd.readouterr()
+        caplog.clear()
         dag_run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
         output = capfd.readouterr()
-    return Run(dag_run, output.out + output.err)
+    return Run(dag_run, output.out + output.err + caplog.text)
 
 
 def published(s3, bucket: str, day: str) -> dict[str, bytes]:
@@ -111,12 +120,12 @@ def raw_frame(s3, bucket: str, day: str) -> pd.DataFrame:
 
 # -- the happy days ------------------------------------------------------------------------------
 def test_three_days_publish_rerun_is_identical_and_bad_input_keeps_the_last_good(
-    world, s3, sm, capfd
+    world, s3, sm, capture
 ):
     days = ["2026-03-10", "2026-03-11", "2026-03-12"]
     for day in days:
         write_day(s3, world.bucket, day)
-    runs = {day: run_day(capfd, world.env, day) for day in days}
+    runs = {day: run_day(capture, world.env, day) for day in days}
     for day, run in runs.items():
         assert run.dag_run.state == "success", run.output[-3000:]
         files = published(s3, world.bucket, day)
@@ -141,7 +150,7 @@ def test_three_days_publish_rerun_is_identical_and_bad_input_keeps_the_last_good
     # new run each time, so the manifest names the rerun's id; a cleared run keeps its id)
     before = published(s3, world.bucket, day)
     job = transform_jobs(sm, day)
-    again = run_day(capfd, world.env, day)
+    again = run_day(capture, world.env, day)
     assert again.dag_run.state == "success", again.output[-3000:]
     after = published(s3, world.bucket, day)
     assert after["part-00000.csv"] == before["part-00000.csv"]
@@ -155,7 +164,7 @@ def test_three_days_publish_rerun_is_identical_and_bad_input_keeps_the_last_good
 
     # the day's data turn out broken: the gate stops the rerun, the last good output stays
     write_day(s3, world.bucket, day, corruptions=[Corruption.parse("nulls:amount:0.2")])
-    broken = run_day(capfd, world.env, day)
+    broken = run_day(capture, world.env, day)
     assert broken.state("validate_input") == "failed"
     assert broken.state("transform") in (None, "upstream_failed")
     assert "amount" in broken.output and "Data quality gate FAILED" in broken.output
@@ -163,10 +172,10 @@ def test_three_days_publish_rerun_is_identical_and_bad_input_keeps_the_last_good
     assert transform_jobs(sm, day) == job
 
 
-def test_a_corrupt_partition_stops_at_validate_input_and_publishes_nothing(world, s3, sm, capfd):
+def test_a_corrupt_partition_stops_at_validate_input_and_publishes_nothing(world, s3, sm, capture):
     day = "2026-03-14"
     write_day(s3, world.bucket, day, corruptions=[Corruption.parse("missing_column:amount")])
-    run = run_day(capfd, world.env, day)
+    run = run_day(capture, world.env, day)
     assert run.dag_run.state == "failed"
     assert run.state("wait_for_partition") == "success"
     assert run.state("validate_input") == "failed"
@@ -175,7 +184,7 @@ def test_a_corrupt_partition_stops_at_validate_input_and_publishes_nothing(world
     assert transform_jobs(sm, day) == []
 
 
-def test_a_missing_partition_times_out_naming_it(world, capfd):
+def test_a_missing_partition_times_out_naming_it(world, capture):
     day = "2026-03-20"  # never written
     env = {
         **world.env,
@@ -183,7 +192,7 @@ def test_a_missing_partition_times_out_naming_it(world, capfd):
         # dag.test() runs a deferred trigger inline, without its timeout: poke instead
         "MLOPS_PARTITION_SENSOR_DEFERRABLE": "false",
     }
-    run = run_day(capfd, env, day)
+    run = run_day(capture, env, day)
     assert run.state("wait_for_partition") == "failed"
     assert run.state("validate_input") in (None, "upstream_failed")
     assert f"partition {day} is missing" in run.output
@@ -191,31 +200,31 @@ def test_a_missing_partition_times_out_naming_it(world, capfd):
     assert "(the prefix is empty)" in run.output
 
 
-def test_a_future_date_fails_at_once(world, capfd):
+def test_a_future_date_fails_at_once(world, capture):
     day = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
-    run = run_day(capfd, world.env, day)
+    run = run_day(capture, world.env, day)
     assert run.state("wait_for_partition") == "failed"
     assert f"partition {day} is in the future" in run.output
 
 
-def test_without_an_approved_package_resolve_model_fails_clearly(world, s3, capfd):
+def test_without_an_approved_package_resolve_model_fails_clearly(world, s3, capture):
     day = "2026-03-15"
     write_day(s3, world.bucket, day)
     env = {**world.env, "MLOPS_MODEL_PACKAGE_GROUP": unique("no-approved")}
-    run = run_day(capfd, env, day)
+    run = run_day(capture, env, day)
     assert run.state("validate_input") == "success"
     assert run.state("resolve_model") == "failed"
     assert "has no Approved model package" in run.output
     assert published(s3, world.bucket, day) == {}
 
 
-def test_a_model_image_the_local_profile_cannot_run_fails_naming_it(world, s3, sm, capfd):
+def test_a_model_image_the_local_profile_cannot_run_fails_naming_it(world, s3, sm, capture):
     day = "2026-03-18"
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/custom-fraud:latest"
     group = unique("custom-image")
     register_package(s3, sm, world.bucket, group, image=image)
     write_day(s3, world.bucket, day)
-    run = run_day(capfd, {**world.env, "MLOPS_MODEL_PACKAGE_GROUP": group}, day)
+    run = run_day(capture, {**world.env, "MLOPS_MODEL_PACKAGE_GROUP": group}, day)
     assert run.state("transform") == "failed"
     assert "ended Failed" in run.output and "custom-fraud" in run.output
     assert run.state("publish") in (None, "upstream_failed")
@@ -259,7 +268,7 @@ def queued_for(dag_id: str) -> int:
         )
 
 
-def test_injected_drift_emits_the_asset_event_that_queues_model_build(world, s3, capfd):
+def test_injected_drift_emits_the_asset_event_that_queues_model_build(world, s3, capture):
     # model_build, scheduled on card_fraud_drift, is known to the metadata DB as the DAG
     # processor would make it known
     with pytest.MonkeyPatch.context() as patch:
@@ -271,13 +280,13 @@ def test_injected_drift_emits_the_asset_event_that_queues_model_build(world, s3,
     calm, drifted = "2026-03-16", "2026-03-17"
     write_day(s3, world.bucket, calm)
     write_day(s3, world.bucket, drifted, drift=datagen.Drift(2.0))
-    quiet = run_day(capfd, world.env, calm)
+    quiet = run_day(capture, world.env, calm)
     assert quiet.dag_run.state == "success", quiet.output[-3000:]
     assert quiet.xcom("detect_drift")["drifted"] is False
     assert drift_events(quiet.dag_run) == []
     queued = queued_for("model_build")
 
-    run = run_day(capfd, world.env, drifted)
+    run = run_day(capture, world.env, drifted)
     assert run.dag_run.state == "success", run.output[-3000:]
     assert run.xcom("detect_drift")["drifted"] is True
     [event] = drift_events(run.dag_run)
@@ -285,6 +294,9 @@ def test_injected_drift_emits_the_asset_event_that_queues_model_build(world, s3,
     assert event["model_package_arn"] == world.package.arn
     assert set(event["top_features"][:2]) == {"amount", "channel"}
     assert "DRIFT on 2026-03-17" in run.output and "retraining requested" in run.output
+    # and an alert (no Slack connection here: the log and the alerts file) names the features
+    assert f"ALERT batch_inference: data drift on {drifted}" in run.output
+    assert "amount: PSI" in run.output
     assert queued_for("model_build") == queued + 1
     # the report and the history entry are there for the record
     report = json.loads(

@@ -608,14 +608,37 @@ class CanaryReleaseOperator(BaseOperator):
 
     def _fail(self, release: Release) -> Any:
         from mlops_pipeline.deploy.release import step_lines
+        from mlops_pipeline.notifications import ALERTED, rollback_alert, send
 
         lines = "\n".join(f"  {line}" for line in step_lines(release))
         baseline = release.baseline.variant if release.baseline else "the baseline"
-        raise AirflowFailException(
+        failed = release.steps[-1] if release.steps else None
+        metrics: dict[str, Any] = {}
+        if failed is not None:
+            for variant, values in (failed.metrics or {}).items():
+                role = "candidate" if variant == release.candidate.variant else "baseline"
+                for name, value in values.items():
+                    metrics[f"{role} {name}"] = "-" if value is None else value
+        # the rollback's own alert (step and metrics), instead of the generic failure alert
+        send(
+            rollback_alert(
+                self.dag_id,
+                release.endpoint,
+                f"{failed.step} ({failed.weight}%)" if failed else "-",
+                metrics,
+                release.reason or "rolled back",
+                task_id=self.task_id,
+            ),
+            self.settings,
+            logger=self.log,
+        )
+        error = AirflowFailException(
             f"canary release of {release.candidate.package_arn} onto {release.endpoint} ROLLED "
             f"BACK: {release.reason}; {baseline} serves 100% again\n{lines}\n"
             f"audit record: {self.audit_uri}"
         )
+        setattr(error, ALERTED, True)
+        raise error
 
 
 class StagingEndpointOperator(SageMakerEndpointOperator):

@@ -8,9 +8,16 @@ the Slack provider's ``SlackWebhookNotifier``, else to the log and a local alert
 """
 
 from mlops_pipeline.notifications.alert import Alert, drift_alert, failure_alert, rollback_alert
-from mlops_pipeline.notifications.send import alerting_args, notify_failure, on_failure, send
+from mlops_pipeline.notifications.send import (
+    ALERTED,
+    alerting_args,
+    notify_failure,
+    on_failure,
+    send,
+)
 
 __all__ = [
+    "ALERTED",
     "Alert",
     "alerting_args",
     "drift_alert",

@@ -134,8 +134,14 @@ def first_line_of(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
+# set on an exception whose task already sent its own, more specific alert (a rollback)
+ALERTED = "mlops_alerted"
+
+
 def notify_failure(context: Mapping[str, Any]) -> None:
     """An ``on_failure_callback``: the failed task's alert, to Slack or the alerts file."""
+    if getattr(context.get("exception"), ALERTED, False):
+        return
     try:
         alert = failure_alert(context, redact=_redactor())
     except Exception:
