@@ -15,7 +15,6 @@ traffic replay. From the audit record:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Row
+from benchmarks.harness import Row, airflow_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS_DELAY = 3.5
@@ -40,7 +39,19 @@ def run(aws: Any) -> list[Row]:
     second = registry.register(sm, s3, [1, 2, 4])
     endpoint = f"bench-prod-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
-        env = _environment(home, aws, registry.bucket, registry.group, endpoint)
+        env = airflow_environment(
+            home,
+            aws,
+            registry.bucket,
+            registry.group,
+            deploy_endpoint_name=endpoint,
+            deploy_staging_endpoint_name=f"{endpoint}-staging",
+            deploy_canary_plan=PLAN,
+            deploy_metrics_delay_seconds=str(METRICS_DELAY),
+            deploy_replay_rate="8",
+            deploy_min_invocations="5",
+            deploy_latency_slack_ms="50",
+        )
         airflow = str(Path(sys.executable).with_name("airflow"))
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         for package in (first, second):
@@ -101,32 +112,3 @@ def run(aws: Any) -> list[Row]:
             ok=ready <= 1.5,
         ),
     ]
-
-
-def _environment(home: str, aws: Any, bucket: str, group: str, endpoint: str) -> dict[str, str]:
-    connection = {
-        "conn_type": "aws",
-        "login": "local",
-        "password": "local",
-        "extra": {"endpoint_url": aws.url, "region_name": aws.region},
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "AWS_"))}
-    env.update(
-        AIRFLOW_HOME=home,
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__AWS__SESSION_FACTORY="mlops_pipeline.aws_session.SharedLoaderSessionFactory",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW_CONN_AWS_DEFAULT=json.dumps(connection),
-        MLOPS_PROFILE="local",
-        MLOPS_BUCKET=bucket,
-        MLOPS_MODEL_PACKAGE_GROUP=group,
-        MLOPS_DEPLOY_ENDPOINT_NAME=endpoint,
-        MLOPS_DEPLOY_STAGING_ENDPOINT_NAME=f"{endpoint}-staging",
-        MLOPS_DEPLOY_CANARY_PLAN=PLAN,
-        MLOPS_DEPLOY_METRICS_DELAY_SECONDS=str(METRICS_DELAY),
-        MLOPS_DEPLOY_REPLAY_RATE="8",
-        MLOPS_DEPLOY_MIN_INVOCATIONS="5",
-        MLOPS_DEPLOY_LATENCY_SLACK_MS="50",
-    )
-    return env

@@ -15,8 +15,6 @@ overhead the target (at most 25 %) is about.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Row
+from benchmarks.harness import Row, airflow_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SHARE = 0.25
@@ -45,7 +43,7 @@ def run(aws: Any) -> list[Row]:
         s3, bucket, DEMO_END - dt.timedelta(days=days - 1), days, DEMO_ROWS, seed=DEMO_SEED
     )
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
-        env = _environment(home, aws, bucket, group, days)
+        env = airflow_environment(home, aws, bucket, group, training_window_days=str(days))
         airflow = str(Path(sys.executable).with_name("airflow"))
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         created_after = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -95,30 +93,6 @@ def run(aws: Any) -> list[Row]:
             ok=share <= TARGET_SHARE,
         ),
     ]
-
-
-def _environment(home: str, aws: Any, bucket: str, group: str, days: int) -> dict[str, str]:
-    connection = {
-        "conn_type": "aws",
-        "login": "local",
-        "password": "local",
-        "extra": {"endpoint_url": aws.url, "region_name": aws.region},
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "AWS_"))}
-    env.update(
-        AIRFLOW_HOME=home,
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        # as scripts/env.sh sets it for make demo / make up
-        AIRFLOW__AWS__SESSION_FACTORY="mlops_pipeline.aws_session.SharedLoaderSessionFactory",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW_CONN_AWS_DEFAULT=json.dumps(connection),
-        MLOPS_PROFILE="local",
-        MLOPS_BUCKET=bucket,
-        MLOPS_MODEL_PACKAGE_GROUP=group,
-        MLOPS_TRAINING_WINDOW_DAYS=str(days),
-    )
-    return env
 
 
 def _run_window(database: Path) -> tuple[float, float]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -45,3 +51,33 @@ def render(rows: list[Row]) -> str:
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def airflow_environment(
+    home: str, aws: Any, bucket: str, group: str, **mlops: str
+) -> dict[str, str]:
+    """The environment of an ``airflow dags test`` subprocess against ``aws`` (a LocalAWS):
+    its own Airflow home and SQLite DB, aws_default on local_aws, the local profile, and
+    ``mlops`` as MLOPS_<NAME> settings. Nothing of the caller's Airflow, AWS or settings."""
+    connection = {
+        "conn_type": "aws",
+        # no common word: Airflow masks a connection's password in every log line
+        "login": "local-aws-key-id",
+        "password": "local-aws-not-a-secret",
+        "extra": {"endpoint_url": aws.url, "region_name": aws.region},
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "AWS_"))}
+    env.update(
+        AIRFLOW_HOME=home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        # as scripts/env.sh sets it for make demo / make up
+        AIRFLOW__AWS__SESSION_FACTORY="mlops_pipeline.aws_session.SharedLoaderSessionFactory",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW_CONN_AWS_DEFAULT=json.dumps(connection),
+        MLOPS_PROFILE="local",
+        MLOPS_BUCKET=bucket,
+        MLOPS_MODEL_PACKAGE_GROUP=group,
+        **{f"MLOPS_{name.upper()}": value for name, value in mlops.items()},
+    )
+    return env
