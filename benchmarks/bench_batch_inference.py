@@ -47,7 +47,7 @@ def in_process(package: Any, path: Path, out: Path) -> float:
 
 def run(aws: Any, rows: int = ROWS) -> list[Row]:
     from benchmarks.bench_transform import _data_phase
-    from mlops_pipeline import batch, datagen, jobs
+    from mlops_pipeline import batch, datagen, jobs, registry
     from mlops_pipeline.config import load_settings
     from tests.batchkit import register_package
 
@@ -64,7 +64,7 @@ def run(aws: Any, rows: int = ROWS) -> list[Row]:
     settings = load_settings({"MLOPS_BUCKET": bucket, "MLOPS_MODEL_PACKAGE_GROUP": group})
     described = sm.describe_model_package(ModelPackageName=package.arn)
     model = batch.model_name(described)
-    sm.create_model(**batch.model_request(settings, described, model, []))
+    sm.create_model(**registry.model_request(settings, name=model, package=described, tags=[]))
     run_ = jobs.JobRun("batch_inference", "bench", "transform", uuid.uuid4().hex[:6])
     name = f"bench-bi-transform-{run_.key}"
     request = batch.transform_request(

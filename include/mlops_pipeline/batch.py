@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_pipeline import naming
+from mlops_pipeline import naming, registry
 from mlops_pipeline.config import Settings
 
 DAG_ID = "batch_inference"
@@ -97,31 +97,14 @@ def approved_package(sm: Any, group: str) -> dict[str, Any]:
 
     :raises NoApprovedModel: no group, or nothing in it approved, with what to do about it
     """
-    from botocore.exceptions import ClientError
-
-    try:
-        listing = sm.list_model_packages(
-            ModelPackageGroupName=group,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in (
-            "ValidationException",
-            "ResourceNotFound",
-        ):
-            raise
-        listing = {}
-    summaries = listing.get("ModelPackageSummaryList", [])
-    if not summaries:
+    package = registry.newest_approved(sm, group)
+    if package is None:
         raise NoApprovedModel(
             f"model package group {group!r} has no Approved model package, so nothing may "
             "score this day: run model_build, then approve its package (Airflow UI, model "
             "registry, or update_model_package ModelApprovalStatus=Approved) and clear this task"
         )
-    return sm.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+    return package
 
 
 def model_version(package: Mapping[str, Any]) -> str:
@@ -138,34 +121,6 @@ def model_name(package: Mapping[str, Any]) -> str:
     group = naming._slug(str(package["ModelPackageGroupName"]))
     suffix = f"-v{package['ModelPackageVersion']}-{_digest(package['ModelPackageArn'])}"
     return group[: 63 - len(suffix)].strip("-") + suffix
-
-
-def model_request(
-    settings: Settings, package: Mapping[str, Any], name: str, tags: list[dict[str, str]]
-) -> dict[str, Any]:
-    """CreateModel from the package's inference container (image, artifact, environment)."""
-    containers = package.get("InferenceSpecification", {}).get("Containers") or []
-    if not containers:
-        raise ValueError(
-            f"model package {package.get('ModelPackageArn')} has no InferenceSpecification "
-            "container: it cannot serve; register it with one"
-        )
-    source = containers[0]
-    container: dict[str, Any] = {"Image": source["Image"], "Environment": {}}
-    if source.get("ModelDataUrl"):
-        container["ModelDataUrl"] = source["ModelDataUrl"]
-    container["Environment"] = dict(source.get("Environment") or {})
-    request: dict[str, Any] = {
-        "ModelName": name,
-        "PrimaryContainer": container,
-        "ExecutionRoleArn": settings.role_arn,
-        "Tags": tags,
-    }
-    if settings.network_isolation:
-        request["EnableNetworkIsolation"] = True
-    if settings.vpc_config:
-        request["VpcConfig"] = settings.vpc_config
-    return request
 
 
 def job_key(partition: str, package_arn: str, input_etags: Sequence[str]) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_pipeline import batch, datagen, jobs
+from mlops_pipeline import batch, datagen, jobs, registry
 from mlops_pipeline.config import load_settings
 from tests.batchkit import TRAIN_DAYS, expected_scores, register_package
 from tests.conftest import unique
@@ -63,7 +63,9 @@ def test_transform_request_is_valid_and_joins_scores_to_their_ids():
         "airflow_run_id",
         "airflow_task_id",
     }
-    model = batch.model_request(SETTINGS, PACKAGE, batch.model_name(PACKAGE), RUN.tags)
+    model = registry.model_request(
+        SETTINGS, name=batch.model_name(PACKAGE), package=PACKAGE, tags=RUN.tags
+    )
     validate("CreateModel", model)
     assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://bkt/model.tar.gz"
 

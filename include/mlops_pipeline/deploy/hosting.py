@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_pipeline import naming
+from mlops_pipeline import naming, registry
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deploy.analysis import METRICS, VariantStats, variant_stats
 from mlops_pipeline.jobs import BuildPaths
@@ -48,23 +48,9 @@ def model_request(
     package: Mapping[str, Any],
     tags: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """CreateModel serving the package's inference container (its image, model data and
-    environment), with the settings' network isolation and VPC."""
-    container = package["InferenceSpecification"]["Containers"][0]
-    primary = {
-        k: container[k] for k in ("Image", "ModelDataUrl", "Environment") if container.get(k)
-    }
-    request: dict[str, Any] = {
-        "ModelName": name,
-        "PrimaryContainer": primary,
-        "ExecutionRoleArn": settings.role_arn,
-        "Tags": [*tags, {"Key": PACKAGE_TAG, "Value": package["ModelPackageArn"]}],
-    }
-    if settings.network_isolation:
-        request["EnableNetworkIsolation"] = True
-    if settings.vpc_config:
-        request["VpcConfig"] = settings.vpc_config
-    return request
+    """CreateModel serving the package, tagged with the package it was made from."""
+    tags = [*tags, {"Key": PACKAGE_TAG, "Value": package["ModelPackageArn"]}]
+    return registry.model_request(settings, name=name, package=package, tags=tags)
 
 
 def endpoint_config_request(

@@ -121,12 +121,14 @@ class TransformJobOperator(_ReattachingJob, SageMakerTransformOperator):
     def _create(self, config: dict[str, Any]) -> None:
         from botocore.exceptions import ClientError
 
-        from mlops_pipeline import batch
+        from mlops_pipeline import registry
 
         sm = self.hook.conn
         package = sm.describe_model_package(ModelPackageName=self.model_package_arn)
         model = config["ModelName"]
-        request = batch.model_request(self._settings(), package, model, config.get("Tags", []))
+        request = registry.model_request(
+            self._settings(), name=model, package=package, tags=config.get("Tags", [])
+        )
         try:
             sm.create_model(**request)
             self.log.info("created model %s from %s", model, self.model_package_arn)

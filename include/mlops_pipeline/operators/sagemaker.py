@@ -34,7 +34,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mlops_pipeline import naming
+from mlops_pipeline import naming, registry
 from mlops_pipeline.links import SageMakerResourceLink, persist_link
 
 if TYPE_CHECKING:
@@ -613,29 +613,8 @@ def read_json(s3: Any, uri: str) -> Any:
 
 def latest_approved(sm: Any, group: str) -> tuple[str | None, str | None]:
     """(ARN, ModelQuality statistics URI) of the group's newest Approved version, if any."""
-    from botocore.exceptions import ClientError
-
-    try:
-        listing = sm.list_model_packages(
-            ModelPackageGroupName=group,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in (
-            "ValidationException",
-            "ResourceNotFound",
-        ):
-            return None, None  # no group yet: nothing approved
-        raise
-    summaries = listing.get("ModelPackageSummaryList", [])
-    if not summaries:
+    package = registry.newest_approved(sm, group)
+    if package is None:
         return None, None
-    arn = summaries[0]["ModelPackageArn"]
-    package = sm.describe_model_package(ModelPackageName=arn)
-    statistics = (
-        package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-    )
-    return arn, statistics
+    quality = package.get("ModelMetrics", {}).get("ModelQuality", {})
+    return package["ModelPackageArn"], quality.get("Statistics", {}).get("S3Uri")
