@@ -236,6 +236,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             continue
         values[f.name] = _parse(name, env[name], hints[f.name])
     settings = Settings(**values)
+    if bool(settings.subnets) != bool(settings.security_group_ids):
+        # a VpcConfig needs both (SageMaker refuses either alone); say so before any job
+        given, needed = (
+            ("MLOPS_SUBNETS", "MLOPS_SECURITY_GROUP_IDS")
+            if settings.subnets
+            else ("MLOPS_SECURITY_GROUP_IDS", "MLOPS_SUBNETS")
+        )
+        raise SettingsError(
+            f"{given} is set but {needed} is not: a job in your VPC needs both "
+            "(e.g. MLOPS_SUBNETS=subnet-0a1b,subnet-2c3d MLOPS_SECURITY_GROUP_IDS=sg-0123)"
+        )
     if profile == "aws":
         missing = [f"MLOPS_{n.upper()}" for n in REQUIRED_ON_AWS if not getattr(settings, n)]
         if missing:

@@ -68,6 +68,14 @@ def test_aws_profile_requires_bucket_and_role():
             {"MLOPS_CHECK_INTERVAL_SECONDS": "often"},
             "MLOPS_CHECK_INTERVAL_SECONDS='often' is not a number",
         ),
+        (
+            {"MLOPS_SUBNETS": "subnet-0a1b"},
+            "MLOPS_SUBNETS is set but MLOPS_SECURITY_GROUP_IDS is not",
+        ),
+        (
+            {"MLOPS_SECURITY_GROUP_IDS": "sg-0123"},
+            "MLOPS_SECURITY_GROUP_IDS is set but MLOPS_SUBNETS is not",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env, message):
