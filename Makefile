@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	# Byte-compile at install: job processes start from fresh interpreters, and where
 	# PYTHONDONTWRITEBYTECODE is set nothing would ever cache the compiled modules.
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode \
+		-r requirements.txt -r requirements-dev.txt
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -41,9 +42,12 @@ demo: setup
 up: setup
 	scripts/up
 
-# Re-resolve requirements.txt (every pin) from requirements.in (what we ask for).
+# Re-resolve the pins from what we ask for: requirements.txt (runtime: the image, every
+# Airflow component) from requirements.in, then requirements-dev.txt (tests, linters) from
+# requirements-dev.in on top of the runtime pins.
 lock: setup
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

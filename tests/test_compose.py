@@ -113,3 +113,28 @@ def test_local_aws_is_an_optional_service_on_the_compose_network_only(compose):
     assert "ports" not in service  # nothing published: reachable from the stack alone
     assert service["entrypoint"] == ["local-aws"]
     assert "--allow-non-loopback" in service["command"]
+
+
+def _pins(name: str) -> dict[str, str]:
+    text = (ROOT / name).read_text()
+    return {
+        k.lower(): v
+        for k, v in re.findall(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==(\S+)", text, re.M)
+    }
+
+
+def test_the_image_carries_runtime_pins_only_and_development_shares_them():
+    runtime, development = _pins("requirements.txt"), _pins("requirements-dev.txt")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "requirements-dev" not in dockerfile
+    for tool in ("pytest", "pytest-timeout", "ruff", "mypy", "sagemaker", "playwright"):
+        assert tool not in runtime, f"{tool} is a development tool: requirements-dev.in"
+    for tool in ("pytest", "ruff", "mypy"):
+        assert tool in development
+    # one environment: a package both need has one version
+    shared = runtime.keys() & development.keys()
+    assert {p: (runtime[p], development[p]) for p in shared if runtime[p] != development[p]} == {}
+    # what Airflow loads at run time is pinned in the file we ask from, like Airflow itself
+    asked = (ROOT / "requirements.in").read_text()
+    for provider in ("amazon", "slack", "standard"):
+        assert re.search(rf"^apache-airflow-providers-{provider}(\[[^\]]*\])?==", asked, re.M)
