@@ -21,12 +21,35 @@ from tests.cost.kit import store, transform_run
 pytestmark = pytest.mark.slow
 
 
-def get(url: str) -> tuple[int, str]:
+def get(url: str, token: str | None = "login") -> tuple[int, str]:
+    """GET as the UI does, with the login's token (``None``: anonymous)."""
+    headers = {}
+    if token == "login":
+        token = _token(url.split("/mlops/")[0].split("/api/")[0])
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=30
+        ) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+PASSWORDS: dict[str, Path] = {}  # api-server base URL -> its generated passwords file
+
+
+def _token(base: str) -> str:
+    """The UI's own login: user ann (a viewer) with the password the api-server generated."""
+    password = json.loads(PASSWORDS[base].read_text())["ann"]
+    request = urllib.request.Request(
+        f"{base}/auth/token",
+        data=json.dumps({"username": "ann", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
 
 
 @pytest.fixture
@@ -35,7 +58,9 @@ def api_server(aws_conn, airflow_db, bucket, tmp_path):
     env = {
         **os.environ,
         "MLOPS_BUCKET": bucket,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ann:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
         "AIRFLOW__API__PORT": str(port),
     }
     log = (tmp_path / "api-server.log").open("w")
@@ -57,12 +82,13 @@ def api_server(aws_conn, airflow_db, bucket, tmp_path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    PASSWORDS[base] = tmp_path / "passwords.json"
     deadline = time.monotonic() + 180
     try:
         while True:
             assert process.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
             try:
-                if get(f"{base}/api/v2/monitor/health")[0] == 200:
+                if get(f"{base}/api/v2/monitor/health", token=None)[0] == 200:
                     break
             except OSError:
                 pass
@@ -83,6 +109,11 @@ def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_serve
     records = [transform_run(day, minutes) for day, minutes in ((1, 60), (2, 30), (3, 90))]
     records.append(transform_run(4, 45, state="failed"))
     store(s3, bucket, records)
+
+    # the Airflow login guards the view as it guards the UI
+    for path in ("/mlops/cost/", "/mlops/cost/api/runs", "/mlops/cost/run?dag_id=a&run_id=b"):
+        status, body = get(f"{api_server}{path}", token=None)
+        assert status == 401 and "batch_inference" not in body, (path, status)
 
     status, page = get(f"{api_server}/mlops/cost/")
     assert status == 200, page[:2000]

@@ -56,12 +56,22 @@ def records(s3, monkeypatch):
     return bucket, key
 
 
-def test_the_view_lists_releases_with_steps_and_chart(records, s3):
+def login(role: str | None) -> dict[str, str]:
+    """A Bearer token from Airflow's own auth manager (the simple one, as `make up` runs it)
+    for a user of that role (None: a user with no permissions)."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ann", role=role))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_view_lists_releases_with_steps_and_chart(records, s3, airflow_db):
     from fastapi.testclient import TestClient
 
     from mlops_pipeline.deploy.releases_view import create_app
 
-    client = TestClient(create_app(lambda: s3))
+    client = TestClient(create_app(lambda: s3), headers=login("viewer"))
     page = client.get("/")
     assert page.status_code == 200
     assert "card-fraud" in page.text and "rolled_back" in page.text
@@ -75,7 +85,25 @@ def test_the_view_lists_releases_with_steps_and_chart(records, s3):
     )
 
 
-def test_the_plugin_is_mounted_by_the_api_server(records, aws_conn):
+def test_the_view_needs_the_airflow_login(records, s3, airflow_db):
+    from fastapi.testclient import TestClient
+
+    from mlops_pipeline.deploy.releases_view import create_app
+
+    anonymous = TestClient(create_app(lambda: s3))
+    for path in ("/", "/api"):
+        response = anonymous.get(path)
+        assert response.status_code == 401, path
+        assert "card-fraud" not in response.text
+    forged = TestClient(create_app(lambda: s3), headers={"Authorization": "Bearer not-a-jwt"})
+    assert forged.get("/api").status_code == 403
+    # logged in, but not allowed to read model_deploy's runs
+    nobody = TestClient(create_app(lambda: s3), headers=login(None))
+    response = nobody.get("/api")
+    assert response.status_code == 403 and "model_deploy" in response.text
+
+
+def test_the_plugin_is_mounted_by_the_api_server(records, aws_conn, tmp_path):
     """Airflow's api-server app (as `airflow api-server` builds it) with our plugins folder
     answers the Releases view over HTTP, in a fresh process (plugins load once)."""
     script = """
@@ -83,13 +111,24 @@ import sys
 from fastapi.testclient import TestClient
 from airflow.api_fastapi.app import create_app
 client = TestClient(create_app())
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+anonymous = client.get("/mlops/releases/api").status_code
+password = SimpleAuthManager.get_passwords()["ann"]  # generated at start, as for `make up`
+login = client.post("/auth/token", json={"username": "ann", "password": password})
+client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
 api = client.get("/mlops/releases/api")
 page = client.get("/mlops/releases/")
-print(api.status_code, page.status_code, len(api.json()), "card-fraud" in page.text)
+print(anonymous, api.status_code, page.status_code, len(api.json()), "card-fraud" in page.text)
 """
-    env = dict(os.environ, AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS))
+    env = dict(
+        os.environ,
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ann:viewer",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp_path / "passwords.json"),
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "200 200 1 True", done.stdout[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "401 200 200 1 True", done.stdout[-2000:]

@@ -169,6 +169,7 @@ def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
     from fastapi import FastAPI, Query
     from fastapi.responses import HTMLResponse
 
+    from mlops_pipeline import ui_auth
     from mlops_pipeline.config import load_settings
     from mlops_pipeline.cost import record
 
@@ -179,31 +180,43 @@ def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
 
         return S3Hook(aws_conn_id=load_settings().aws_conn_id).get_conn()
 
-    def records(dag_id: str | None, limit: int) -> dict[str, list[dict[str, Any]]]:
+    def records(user: Any, dag_id: str | None, limit: int) -> dict[str, list[dict[str, Any]]]:
         settings = load_settings()
         s3 = s3_client()
-        dags = [dag_id] if dag_id else dag_ids(s3, settings.bucket, settings.cost_prefix)
+        if dag_id:
+            ui_auth.forbid_unless_readable(user, dag_id)
+            dags = [dag_id]
+        else:  # only the DAGs the user may read in the UI
+            dags = ui_auth.readable(user, dag_ids(s3, settings.bucket, settings.cost_prefix))
         return {
             d: record.read_all(s3, settings.bucket, settings.cost_prefix, d, last=limit)
             for d in dags
         }
 
-    app = FastAPI(title="Cost of DAG runs")
+    app = FastAPI(title="Cost of DAG runs", dependencies=[ui_auth.login_required()])
+    user_dependency = ui_auth.current_user()
 
     @app.get("/", response_class=HTMLResponse)
-    def page(dag_id: str | None = None, limit: int = Query(DEFAULT_LIMIT, ge=1, le=500)) -> str:
-        return render(records(dag_id, limit))
+    def page(
+        dag_id: str | None = None,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=500),
+        user: Any = user_dependency,
+    ) -> str:
+        return render(records(user, dag_id, limit))
 
     @app.get("/run", response_class=HTMLResponse)
-    def run_page(dag_id: str, run_id: str) -> str:
+    def run_page(dag_id: str, run_id: str, user: Any = user_dependency) -> str:
+        ui_auth.forbid_unless_readable(user, dag_id)
         settings = load_settings()
         rec = record.find(s3_client(), settings.bucket, settings.cost_prefix, dag_id, run_id)
         return render_run(rec, dag_id, run_id)
 
     @app.get("/api/runs")
     def runs(
-        dag_id: str | None = None, limit: int = Query(DEFAULT_LIMIT, ge=1, le=500)
+        dag_id: str | None = None,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=500),
+        user: Any = user_dependency,
     ) -> dict[str, Any]:
-        return {"dags": records(dag_id, limit)}
+        return {"dags": records(user, dag_id, limit)}
 
     return app

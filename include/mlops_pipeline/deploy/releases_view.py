@@ -12,6 +12,8 @@ from typing import Any
 
 from mlops_pipeline.config import Settings
 
+DEPLOY_DAG_ID = "model_deploy"  # the DAG whose runs the releases are
+
 CHART_WIDTH, CHART_HEIGHT = 260, 90
 
 
@@ -121,6 +123,7 @@ def create_app(s3_factory: Any = None) -> Any:
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
+    from mlops_pipeline import ui_auth
     from mlops_pipeline.config import load_settings
 
     def s3() -> Any:
@@ -131,14 +134,18 @@ def create_app(s3_factory: Any = None) -> Any:
         settings = load_settings()
         return AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="s3").get_conn()
 
-    app = FastAPI(title="Canary releases")
+    # releases are model_deploy's runs: who may read those may read them
+    app = FastAPI(title="Canary releases", dependencies=[ui_auth.login_required()])
+    user_dependency = ui_auth.current_user()
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
+    def page(user: Any = user_dependency) -> str:
+        ui_auth.forbid_unless_readable(user, DEPLOY_DAG_ID)
         return render(load_releases(s3(), load_settings()))
 
     @app.get("/api")
-    def api() -> list[dict[str, Any]]:
+    def api(user: Any = user_dependency) -> list[dict[str, Any]]:
+        ui_auth.forbid_unless_readable(user, DEPLOY_DAG_ID)
         return load_releases(s3(), load_settings())
 
     return app
