@@ -202,3 +202,55 @@ def test_a_malformed_table_names_the_field():
         prices.parse({"as_of": "x", "source": "y", "hourly": {"us-east-1": {"spot": {}}}})
     with pytest.raises(prices.PriceTableError, match="MLOPS_PRICE_TABLE"):
         prices.load("/nonexistent/prices.json")
+
+
+def _release(**overrides):
+    release = {
+        "endpoint": "prod",
+        "candidate": {"variant": "v2", "config": "alone2"},
+        "baseline": {"variant": "v1", "config": "alone1"},
+        "canary_config": "canary",
+        "status": "rolled_back",
+        "mode": "stepped",
+        "started_at": 100.0,
+        "ended_at": 400.0,
+        "steps": [{"requested_at": 160.0}],
+    }
+    return {**release, **overrides}
+
+
+CONFIGS = {
+    "alone1": [{"VariantName": "v1", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+    "alone2": [{"VariantName": "v2", "InstanceType": "ml.c5.large", "InitialInstanceCount": 2}],
+    "canary": [
+        {"VariantName": "v1", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1},
+        {"VariantName": "v2", "InstanceType": "ml.c5.large", "InitialInstanceCount": 2},
+    ],
+}
+
+
+def _live(release, until=1000.0):
+    from mlops_pipeline.cost import model, releases
+
+    at = dt.datetime.fromtimestamp
+    history = releases.phases(release, CONFIGS, "canary_release")
+    spans = model.config_spans("prod", history)
+    usage = model.variant_usage(spans, at(0, dt.UTC), at(until, dt.UTC))
+    totals: dict[str, float] = {}
+    for u in usage:
+        totals[u.name] = totals.get(u.name, 0) + u.seconds * u.instance_count
+    return totals
+
+
+def test_a_rolled_back_release_costs_the_candidate_until_the_rollback_only():
+    assert _live(_release()) == {"prod/v1": 900.0, "prod/v2": 2 * 240.0}
+
+
+def test_a_native_blue_green_release_costs_both_fleets_from_its_start():
+    native = _release(mode="native", canary_config=None, status="promoted", steps=[])
+    assert _live(native) == {"prod/v1": 300.0, "prod/v2": 2 * 900.0}
+
+
+def test_a_release_that_moved_nothing_costs_the_baseline_alone_and_unchanged_nothing():
+    assert _live(_release(steps=[], ended_at=None, status="shifting")) == {"prod/v1": 900.0}
+    assert _live(_release(status="unchanged")) == {}

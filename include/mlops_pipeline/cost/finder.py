@@ -53,7 +53,7 @@ _LISTS: dict[str, tuple[str, str, str, str, str]] = {
 
 @dataclass(frozen=True)
 class Found:
-    kind: str  # training | processing | transform | endpoint
+    kind: str  # training | processing | transform | endpoint | release (cost.releases)
     task_id: str
     description: Mapping[str, Any]
     config: Mapping[str, Any] | None = None  # an endpoint's current DescribeEndpointConfig
@@ -135,3 +135,34 @@ def find_run(
             raise
         results = [examine(c) for c in candidates]
     return [f for f in results if f is not None], skipped
+
+
+def find_releases(
+    sm: Any, s3: Any, bucket: str, prefix: str, dag_id: str, run_id: str, start: dt.datetime
+) -> list[Found]:
+    """The canary releases this run made on endpoints that earlier runs created, each with
+    the ProductionVariants of every endpoint config it used (see ``cost.releases``)."""
+    from botocore.exceptions import ClientError
+
+    from mlops_pipeline.cost.releases import records_of_run
+
+    found = []
+    for release in records_of_run(s3, bucket, prefix, dag_id, run_id, start - SKEW):
+        if not release.get("baseline"):
+            continue  # a first deployment: the endpoint's own tags name this run
+        names = {release["candidate"]["config"], release["baseline"]["config"]}
+        names.discard("")
+        if release.get("canary_config"):
+            names.add(release["canary_config"])
+        variants: dict[str, Any] = {}
+        task_id = ""
+        for name in sorted(names):
+            try:
+                config = sm.describe_endpoint_config(EndpointConfigName=name)
+            except ClientError:
+                continue  # deleted since: that phase is costed as nothing, and says so below
+            variants[name] = config["ProductionVariants"]
+            task_id = task_id or _tags(sm, config["EndpointConfigArn"]).get(TASK_TAG, "")
+        missing = sorted(names - variants.keys())
+        found.append(Found("release", task_id, release, {"variants": variants, "missing": missing}))
+    return found

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_pipeline.cost import model
+from mlops_pipeline.cost import model, releases
 from mlops_pipeline.cost.finder import Found
 from mlops_pipeline.cost.prices import PriceTable
 
@@ -41,6 +41,26 @@ def usages(found: Iterable[Found], window: RunInfo) -> list[model.Usage]:
                 d["EndpointName"], [(d["CreationTime"], f.task_id, variants)]
             )
             out.extend(model.variant_usage(spans, window.start, window.end))
+        elif f.kind == "release":
+            configs = (f.config or {}).get("variants", {})
+            history = releases.phases(f.description, configs, f.task_id)
+            spans = model.config_spans(f.description["endpoint"], history)
+            out.extend(model.variant_usage(spans, window.start, window.end))
+            for name in (f.config or {}).get("missing", []):
+                # a config deleted since the release: its instances are unknown, so the
+                # run's cost is unknown, never silently lower
+                out.append(
+                    model.Usage(
+                        name=f"{f.description['endpoint']}/{name}",
+                        kind="hosting",
+                        task_id=f.task_id,
+                        instance_type="unknown: endpoint config deleted",
+                        instance_count=1,
+                        seconds=0.0,
+                        status="ConfigDeleted",
+                        parent=f.description["endpoint"],
+                    )
+                )
         else:
             out.append(model.usage_of(f.kind, f.description, f.task_id, window.end))  # type: ignore[arg-type]
     return out
@@ -134,7 +154,7 @@ def summary(record: Mapping[str, Any]) -> str:
         total = (
             f"{money(record['known_usd'])} + unknown for {len(record['unknown_cost_jobs'])} "
             f"job(s) ({', '.join(record['unknown_cost_jobs'][:3])}: instance type not in the "
-            "price table)"
+            "price table, or its endpoint config deleted)"
         )
     savings = record.get("spot_savings_usd") or 0
     text = f"{record['dag_id']} run {record['run_id']} ({record['state']}) cost {total}"
@@ -194,6 +214,9 @@ def collect(
 
     table = table or prices.load(settings.price_table)
     found, skipped = finder.find_run(sm, run.dag_id, run.run_id, run.start, run.end)
+    found += finder.find_releases(
+        sm, s3, settings.bucket, settings.deploy_prefix, run.dag_id, run.run_id, run.start
+    )
     object_key = key(settings.cost_prefix, run.dag_id, run.run_id, run.start)
     record = build(run, found, table, settings.region, uri=f"s3://{settings.bucket}/{object_key}")
     record["unexamined_resources"] = skipped  # > 0: the record may miss some of the run's jobs
