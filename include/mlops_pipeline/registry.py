@@ -10,15 +10,15 @@ from typing import Any
 from mlops_pipeline.config import Settings
 
 
-def newest_approved(sm: Any, group: str) -> dict[str, Any] | None:
-    """DescribeModelPackage of the group's newest Approved version; None when the group does
-    not exist yet or nothing in it is approved (both are normal before the first approval)."""
+def newest_arn(sm: Any, group: str, status: str) -> str | None:
+    """The ARN of the group's newest version with ModelApprovalStatus ``status``; None when
+    there is none, or no such group yet (both normal before a first registration)."""
     from botocore.exceptions import ClientError
 
     try:
         listing = sm.list_model_packages(
             ModelPackageGroupName=group,
-            ModelApprovalStatus="Approved",
+            ModelApprovalStatus=status,
             SortBy="CreationTime",
             SortOrder="Descending",
             MaxResults=1,
@@ -31,9 +31,13 @@ def newest_approved(sm: Any, group: str) -> dict[str, Any] | None:
             return None
         raise
     summaries = listing.get("ModelPackageSummaryList", [])
-    if not summaries:
-        return None
-    return sm.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+    return summaries[0]["ModelPackageArn"] if summaries else None
+
+
+def newest_approved(sm: Any, group: str) -> dict[str, Any] | None:
+    """DescribeModelPackage of the group's newest Approved version, if any."""
+    arn = newest_arn(sm, group, "Approved")
+    return None if arn is None else sm.describe_model_package(ModelPackageName=arn)
 
 
 def model_request(

@@ -161,6 +161,12 @@ def test_the_latest_approved_package_or_a_clear_error(s3, sm, bucket):
     second = register_package(s3, sm, bucket, group)
     assert batch.approved_package(sm, group)["ModelPackageArn"] == second.arn
     assert pending.arn != first.arn != second.arn
+    # model_deploy's fallback reads the same registry: the newest version awaiting review
+    from mlops_pipeline.deploy.approval import NothingToApprove, newest_pending
+
+    assert newest_pending(sm, group) == pending.arn
+    with pytest.raises(NothingToApprove, match="no package of group .* is PendingManualApproval"):
+        newest_pending(sm, unique("bi-no-group"))
 
 
 def test_inference_scores_raw_rows_with_the_training_features(tmp_path, s3, sm, bucket):

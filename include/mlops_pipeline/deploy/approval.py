@@ -401,20 +401,15 @@ class NothingToApprove(LookupError):
 
 
 def newest_pending(sm: Any, group: str) -> str:
-    listing = sm.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="PendingManualApproval",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    summaries = listing.get("ModelPackageSummaryList", [])
-    if not summaries:
+    from mlops_pipeline import registry
+
+    arn = registry.newest_arn(sm, group, "PendingManualApproval")
+    if arn is None:
         raise NothingToApprove(
             f"no package of group {group!r} is PendingManualApproval: run model_build, or "
             "trigger model_deploy with a package_arn"
         )
-    return summaries[0]["ModelPackageArn"]
+    return arn
 
 
 def describe_for_review(
