@@ -6,6 +6,7 @@ tests that restart local_aws run it as a separate `local-aws serve` process inst
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -263,3 +264,58 @@ class ServerProcess:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error's status and body rather than an exception."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log_path: Path, timeout: float = 180) -> Iterator[str]:
+    """A real `airflow api-server` (core apps, the project's plugin loaded) on a free
+    loopback port, every user an admin; its base URL once it answers its health check."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API__PORT": str(port),
+        **env,
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--apps", "core", "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if http_get(f"{base}/api/v2/monitor/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, f"the api-server did not start in {timeout} s"
+                time.sleep(0.5)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

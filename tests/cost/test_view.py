@@ -3,80 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mlops_pipeline.cost import prices
-from tests.conftest import free_port
+from tests.conftest import api_server as start_api_server
+from tests.conftest import http_get
 from tests.cost.kit import store, transform_run
 
 pytestmark = pytest.mark.slow
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+get = http_get
 
 
 @pytest.fixture
 def api_server(aws_conn, airflow_db, bucket, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLOPS_BUCKET": bucket,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__PORT": str(port),
-    }
-    log = (tmp_path / "api-server.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("airflow")),
-            "api-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--apps",
-            "core",
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert process.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
-            try:
-                if get(f"{base}/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the api-server did not start in 180 s"
-            time.sleep(0.5)
+    with start_api_server({"MLOPS_BUCKET": bucket}, tmp_path / "api-server.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_server, s3, bucket):

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline.deploy import hosting
 from mlops_pipeline.deploy.release import Release, Variant
-from mlops_pipeline.links import SageMakerResourceLink, persist_link
+from mlops_pipeline.links import SageMakerLogsLink, SageMakerResourceLink, persist_link
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -45,7 +45,7 @@ class CanaryReleaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("package_arn", "endpoint_name", "plan")
     ui_color = "#c7e9c0"
-    operator_extra_links = (SageMakerResourceLink(),)
+    operator_extra_links = (SageMakerResourceLink(), SageMakerLogsLink())
 
     def __init__(
         self,
@@ -655,7 +655,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         "package_arn",
         "endpoint_name",
     )
-    operator_extra_links = (SageMakerResourceLink(),)
+    operator_extra_links = (SageMakerResourceLink(), SageMakerLogsLink())
 
     def __init__(
         self, *, package_arn: str, endpoint_name: str | None = None, **kwargs: Any
