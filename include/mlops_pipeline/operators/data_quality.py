@@ -132,7 +132,8 @@ class DataQualityOperator(BaseOperator):
             self.dataset, partition, run_key=run_key, try_number=ti.try_number or 1
         )
         run = request.run_uri(settings, self.dataset, partition, name)
-        params = {
+        docs = request.docs_params(settings, self.dataset, partition, name)
+        params: dict[str, Any] = {
             "dataset": self.dataset,
             "partition": partition,
             "input_uri": input_uri,
@@ -140,7 +141,7 @@ class DataQualityOperator(BaseOperator):
             "expectations": plan.expectations,
             "parameters": {**partition_window(partition), **plan.parameters},
             "anomaly_notes": plan.notes,
-            **request.docs_params(settings, self.dataset, partition, name),
+            **docs,
         }
         request.upload_job_files(s3, run, suite=suite, params=params)
         config = request.build_request(
@@ -151,7 +152,7 @@ class DataQualityOperator(BaseOperator):
             tags=naming.airflow_tags(ti.dag_id, ti.run_id, ti.task_id),
             max_runtime_seconds=self.max_runtime_seconds,
             instance_type=self.instance_type,
-            docs_uri=params["docs_uri"].rsplit("/", 1)[0] + "/",
+            docs_uri=docs["docs_uri"].rsplit("/", 1)[0] + "/",
         )
         interval = self.check_interval or settings.check_interval_seconds
         self.log.info(

@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerBaseOperator,
@@ -383,7 +383,8 @@ class _ReattachingJob(BaseOperator):
             name,
             describe=self._describe,
             status_key=self.status_key,
-            logs=self.hook.logs_hook.get_conn(),
+            # the provider operator's SageMakerHook (a final property mypy cannot see here)
+            logs=cast(Any, self).hook.logs_hook.get_conn(),
             log=self.log,
             interval=interval,
             budget=budget,
