@@ -21,19 +21,24 @@ LOG_GROUPS = {
     "training": "/aws/sagemaker/TrainingJobs",
     "transform": "/aws/sagemaker/TransformJobs",
     "tuning": "/aws/sagemaker/TrainingJobs",
+    "endpoint": "/aws/sagemaker/Endpoints/{name}",  # one group per endpoint
 }
 # the provider's per-poll status line in async_wait: log.info("%s: %s", status_message, status)
 WAITER_LOGGER = "airflow.providers.amazon.aws.utils.waiter_with_logging"
 
 
-def log_group(job_type: str) -> str:
-    return LOG_GROUPS[job_type.lower()]
+def log_group(job_type: str, job_name: str = "") -> str:
+    return LOG_GROUPS[job_type.lower()].format(name=job_name)
 
 
 def log_prefix(job_type: str, job_name: str) -> str:
-    """The streams' name prefix: ``<job>/`` (one per host), or for a tuning job its
-    children's, which are named ``<tuning job>-NNN-<hash>``."""
-    return f"{job_name}-" if job_type.lower() == "tuning" else f"{job_name}/"
+    """The streams' name prefix: ``<job>/`` (one per host), for a tuning job its
+    children's, which are named ``<tuning job>-NNN-<hash>``, for an endpoint every stream
+    of its group (``<variant>/<instance>``)."""
+    kind = job_type.lower()
+    if kind == "endpoint":
+        return ""
+    return f"{job_name}-" if kind == "tuning" else f"{job_name}/"
 
 
 class OnlyChanges(logging.Filter):
@@ -87,9 +92,9 @@ class LogFollower:
     @classmethod
     def for_job(cls, job_type: str, job_name: str) -> LogFollower:
         return cls(
-            log_group(job_type),
+            log_group(job_type, job_name),
             log_prefix(job_type, job_name),
-            labelled=job_type.lower() == "tuning",
+            labelled=job_type.lower() in ("tuning", "endpoint"),
         )
 
     def poll(self, logs: Any) -> list[str]:
@@ -123,7 +128,9 @@ class LogFollower:
 
 def _streams(logs: Any, group: str, prefix: str) -> list[str]:
     names: list[tuple[int, str]] = []
-    kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": prefix}
+    kwargs: dict[str, Any] = {"logGroupName": group}
+    if prefix:
+        kwargs["logStreamNamePrefix"] = prefix
     while True:
         page = logs.describe_log_streams(**kwargs)
         names += [(s.get("creationTime", 0), s["logStreamName"]) for s in page["logStreams"]]

@@ -96,3 +96,18 @@ def test_a_tuning_jobs_lines_are_its_childrens_labelled(logs):
         "[001-aaaa/algo-1-1] auc of 001-aaaa",
         "[002-bbbb/algo-1-1] auc of 002-bbbb",
     ]
+
+
+def test_where_each_kind_logs():
+    follower = progress.LogFollower.for_job("endpoint", "fraud-staging")
+    assert (follower.group, follower.prefix, follower.labelled) == (
+        "/aws/sagemaker/Endpoints/fraud-staging",
+        "",
+        True,
+    )
+    follower = progress.LogFollower.for_job("Transform", "bi-transform-1")
+    assert (follower.group, follower.prefix, follower.labelled) == (
+        "/aws/sagemaker/TransformJobs",
+        "bi-transform-1/",
+        False,
+    )

@@ -696,6 +696,27 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         super().execute(context)
         return self._result(endpoint)
 
+    def defer(self, *, trigger: Any, **kwargs: Any) -> Any:
+        """The provider's execute defers to its SageMakerTrigger, which logs the endpoint's
+        status on every poll: wait with ours instead, which logs it when it changes and
+        streams the endpoint's log."""
+        from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+        from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
+
+        if type(trigger) is SageMakerTrigger:
+            trigger = SageMakerProgressTrigger(
+                job_name=trigger.job_name,
+                job_type=trigger.job_type,
+                waiter_delay=trigger.waiter_delay,
+                waiter_max_attempts=trigger.attempts,
+                aws_conn_id=trigger.aws_conn_id,
+                region_name=trigger.region_name,
+                verify=trigger.verify,
+                botocore_config=trigger.botocore_config,
+            )
+        return super().defer(trigger=trigger, **kwargs)
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict:
         super().execute_complete(context, event)
         return self._result(str((event or {}).get("job_name")))

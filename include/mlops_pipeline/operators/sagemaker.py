@@ -70,6 +70,7 @@ PROGRESS_QUERIES: dict[str, list[str]] = {
         " BestTrainingJob.TrainingJobName, ')'])",
     ],
     "processing": ["ProcessingJobStatus", "ExitMessage"],
+    "endpoint": ["EndpointStatus", "FailureReason"],
     "transform": ["TransformJobStatus", "FailureReason"],
     "training": [
         "TrainingJobStatus",
@@ -135,7 +136,9 @@ class SageMakerProgressTrigger(SageMakerTrigger):
             try:
                 progress.emit(self.log.info, self.job_name, await asyncio.to_thread(poll))
             except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
-                self.log.warning("cannot read the log of %s: %s", self.job_name, error)
+                # said once (e.g. no logs:GetLogEvents permission), not on every poll
+                self.log.warning("not following the log of %s: %s", self.job_name, error)
+                return
             if finished:
                 return
             try:
@@ -169,16 +172,19 @@ def watch_job(
     """Wait in the worker until the job ends; its description then. The task log gets the
     progress line when it changes and the job's output as it is written."""
     changes = progress.StatusChanges()
-    follower = progress.LogFollower.for_job(kind, name)
+    follower: progress.LogFollower | None = progress.LogFollower.for_job(kind, name)
     deadline = time.monotonic() + budget
     while True:
         description = describe(name)
         status = description[status_key]
         running = status in ("InProgress", "Stopping")
         try:
-            progress.emit(log.info, name, follower.poll(logs))
+            if follower is not None:
+                progress.emit(log.info, name, follower.poll(logs))
         except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
-            log.warning("cannot read the log of %s: %s", name, error)
+            # said once (e.g. no logs:GetLogEvents permission), not on every poll
+            log.warning("not following the log of %s: %s", name, error)
+            follower = None
         if not running:
             return description
         if time.monotonic() > deadline:
