@@ -58,7 +58,7 @@ def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_serve
     status, body = get(f"{api_server}/api/v2/plugins")
     assert status == 200, body[:500]
     [plugin] = [p for p in json.loads(body)["plugins"] if p["name"] == "mlops"]
-    views = {v["destination"]: v["href"] for v in plugin["external_views"]}
+    views = {v["destination"]: v["href"] for v in plugin["external_views"] if v["name"] == "Cost"}
     assert views == {
         "nav": "/mlops/cost/",
         "dag": "/mlops/cost/?dag_id={DAG_ID}",

@@ -9,6 +9,7 @@ processing job that prints as it runs (waited for in the worker).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -155,6 +156,11 @@ def test_task_logs_links_and_pages(run, site, local_aws, s3):
     assert status == 200 and "{" in css
     status, datasets = http_get(f"{airflow}/mlops/data-docs/")
     assert status == 200 and "/mlops/data-docs/transactions/" in datasets
+    # the UI's navigation lists the sites (Browse → Data Docs)
+    status, body = http_get(f"{airflow}/api/v2/plugins")
+    [plugin] = [p for p in json.loads(body)["plugins"] if p["name"] == "mlops"]
+    [docs_nav] = [v for v in plugin["external_views"] if v["name"] == "Data Docs"]
+    assert (docs_nav["href"], docs_nav["destination"]) == ("/mlops/data-docs/", "nav")
     # one page per run in the site, nothing else: no copy of the static files per run
     keys = [
         o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quality/data_docs/")["Contents"]
