@@ -68,6 +68,12 @@ def run(aws: Any = None, rows: int = ROWS) -> list[Row]:
         job_s = time.perf_counter() - started
         with open(os.path.join(tmp, "out", "result.json")) as fh:
             timings = json.load(fh)["timings"]
+        # what a run stores of Data Docs: its page alone, against the whole GX site (index,
+        # fonts, images, styles) that every run wrote before the per-dataset site
+        docs_bytes = _bytes(os.path.join(tmp, "out", "data_docs"))
+        site = os.path.join(tmp, "site")
+        dq_gx._run_suite(df, suite, [], dict(WINDOW), site, "transactions-2026-01-05", "BASIC")
+        site_bytes = _bytes(site)
     count = len(suite["expectations"])
     ratio = gx_s / pandas_s
     label = f"{rows:,} rows x {count} expectations"
@@ -83,12 +89,25 @@ def run(aws: Any = None, rows: int = ROWS) -> list[Row]:
         ),
         Row("GX import (once per job)", import_s, "s"),
         Row(
+            "Data Docs stored per validation run (its page in the dataset's site)",
+            docs_bytes / 1024,
+            "KiB",
+            baseline=site_bytes / 1024,
+            baseline_name="a whole GX site per run",
+            target="<= 200 KiB",
+            ok=docs_bytes <= 200 * 1024,
+        ),
+        Row(
             f"validation job work, {label} (read CSV {timings['read_s']:.2f} s, profile "
             f"{timings['profile_s']:.2f} s, GX + Data Docs {timings['validate_s']:.2f} s)",
             job_s,
             "s",
         ),
     ]
+
+
+def _bytes(folder: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
 
 
 def _median(fn: Any) -> float:

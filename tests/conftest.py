@@ -6,6 +6,7 @@ tests that restart local_aws run it as a separate `local-aws serve` process inst
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -263,3 +264,91 @@ class ServerProcess:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+
+# api-server base URL -> the passwords file its simple auth manager generated
+_PASSWORDS: dict[str, Path] = {}
+API_USER = "ann"  # the api_server's one user, a viewer (the plugin's pages need no more)
+
+
+def api_token(base: str) -> str:
+    """A Bearer token for the api_server at ``base``, by the UI's own login route."""
+    import json
+    import urllib.request
+
+    password = json.loads(_PASSWORDS[base].read_text())[API_USER]
+    request = urllib.request.Request(
+        f"{base}/auth/token",
+        data=json.dumps({"username": API_USER, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def http_get(
+    url: str, headers: dict[str, str] | None = None, *, login: bool = True
+) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error's status and body rather than an exception.
+    To an api_server (below) it goes logged in, as the UI's pages do, unless ``login`` is
+    False."""
+    import urllib.error
+    import urllib.request
+
+    headers = dict(headers or {})
+    base = next((b for b in _PASSWORDS if url.startswith(b + "/")), None)
+    if login and base is not None and "Authorization" not in headers:
+        headers["Authorization"] = f"Bearer {api_token(base)}"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log_path: Path, timeout: float = 180) -> Iterator[str]:
+    """A real `airflow api-server` (core apps, the project's plugin loaded) on a free
+    loopback port with one user, API_USER, whose password it generates (``http_get`` logs
+    in with it); its base URL once it answers its health check."""
+    port = free_port()
+    passwords = log_path.with_name(f"passwords-{port}.json")
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__PORT": str(port),
+        **env,
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--apps", "core", "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        _PASSWORDS[base] = passwords
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if http_get(f"{base}/api/v2/monitor/health", login=False)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, f"the api-server did not start in {timeout} s"
+                time.sleep(0.5)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -3,106 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mlops_pipeline.cost import prices
-from tests.conftest import free_port
+from tests.conftest import api_server as start_api_server
+from tests.conftest import http_get
 from tests.cost.kit import store, transform_run
 
 pytestmark = pytest.mark.slow
 
 
-def get(url: str, token: str | None = "login") -> tuple[int, str]:
-    """GET as the UI does, with the login's token (``None``: anonymous)."""
-    headers = {}
-    if token == "login":
-        token = _token(url.split("/mlops/")[0].split("/api/")[0])
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=30
-        ) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-PASSWORDS: dict[str, Path] = {}  # api-server base URL -> its generated passwords file
-
-
-def _token(base: str) -> str:
-    """The UI's own login: user ann (a viewer) with the password the api-server generated."""
-    password = json.loads(PASSWORDS[base].read_text())["ann"]
-    request = urllib.request.Request(
-        f"{base}/auth/token",
-        data=json.dumps({"username": "ann", "password": password}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["access_token"]
+get = http_get
 
 
 @pytest.fixture
 def api_server(aws_conn, airflow_db, bucket, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLOPS_BUCKET": bucket,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ann:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
-        "AIRFLOW__API__PORT": str(port),
-    }
-    log = (tmp_path / "api-server.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("airflow")),
-            "api-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--apps",
-            "core",
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    PASSWORDS[base] = tmp_path / "passwords.json"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert process.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
-            try:
-                if get(f"{base}/api/v2/monitor/health", token=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the api-server did not start in 180 s"
-            time.sleep(0.5)
+    with start_api_server({"MLOPS_BUCKET": bucket}, tmp_path / "api-server.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_server, s3, bucket):
@@ -112,7 +31,7 @@ def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_serve
 
     # the Airflow login guards the view as it guards the UI
     for path in ("/mlops/cost/", "/mlops/cost/api/runs", "/mlops/cost/run?dag_id=a&run_id=b"):
-        status, body = get(f"{api_server}{path}", token=None)
+        status, body = get(f"{api_server}{path}", login=False)
         assert status == 401 and "batch_inference" not in body, (path, status)
 
     status, page = get(f"{api_server}/mlops/cost/")
@@ -144,7 +63,7 @@ def test_the_cost_view_lists_runs_with_cost_per_task_and_instance_type(api_serve
     status, body = get(f"{api_server}/api/v2/plugins")
     assert status == 200, body[:500]
     [plugin] = [p for p in json.loads(body)["plugins"] if p["name"] == "mlops"]
-    views = {v["destination"]: v["href"] for v in plugin["external_views"]}
+    views = {v["destination"]: v["href"] for v in plugin["external_views"] if v["name"] == "Cost"}
     assert views == {
         "nav": "/mlops/cost/",
         "dag": "/mlops/cost/?dag_id={DAG_ID}",

@@ -59,6 +59,10 @@ def test_an_approved_package_is_smoke_tested_and_released(
     text = out.out + out.err
     assert "Approved in the Model Registry by" in text
     assert "smoke test of " in text and "21 calls, 20 rows scored" in text
+    # the staging endpoint's wait logs each status once, not once per poll
+    assert "not done yet" not in text
+    for status in ("Creating", "Updating"):
+        assert text.count(f"endpoint job {endpoint}-staging: {status}") <= 1, status
     summary = run.get_task_instance("canary_release").xcom_pull(task_ids="canary_release")
     assert summary["status"] == "promoted" and summary["previous_package"] == first
     described = sm.describe_endpoint(EndpointName=endpoint)

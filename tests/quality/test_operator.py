@@ -92,7 +92,10 @@ def test_corrupted_partition_fails_with_the_summary_and_stops_downstream(
         "ERROR    expect_column_values_to_be_between on amount: observed 5 of 300 rows "
         "(1.67%) unexpected, e.g. [-3.0]; expected (0, +inf)"
     ) in out
-    assert f"Data Docs: s3://{env}/quality/runs/transactions/dt=2026-01-05/" in out
+    # the page in the dataset's one site (the task's Data Docs link opens it in the UI)
+    assert (
+        f"Data Docs: s3://{env}/quality/data_docs/transactions/validations/dt=2026-01-05/dq-" in out
+    )
     # bad data is not retried: one job, one history entry saying it failed
     jobs = [line for line in out.splitlines() if "in processing job dq-transactions-" in line]
     assert len(jobs) == 1

@@ -74,9 +74,19 @@ def run_job(s3, sm, bucket: str, body: bytes, suite_name: str = "transactions") 
         s3,
         run,
         suite=load(suite_name),
-        params=params(output_uri=f"{run}/output", input_uri=input_uri),
+        params=params(
+            output_uri=f"{run}/output",
+            input_uri=input_uri,
+            **request.docs_params(settings, "transactions", "2026-01-05", name),
+        ),
     )
-    payload = request.build_request(name=name, settings=settings, input_uri=input_uri, run=run)
+    payload = request.build_request(
+        name=name,
+        settings=settings,
+        input_uri=input_uri,
+        run=run,
+        docs_uri=f"{request.docs_site_uri(settings, 'transactions')}/validations/dt=2026-01-05/",
+    )
     validate_against_botocore(payload)
     sm.create_processing_job(**payload)
     job = wait_for(
@@ -95,9 +105,13 @@ def test_processing_job_writes_result_metrics_and_data_docs_to_s3(s3, sm, bucket
 
     assert result["status"] == "validated" and result["row_count"] == 300
     assert severity.evaluate(result).status == "passed"
-    for uri in (result["data_docs_uri"], result["data_docs_index_uri"], result["metrics_uri"]):
+    for uri in (result["data_docs_uri"], result["metrics_uri"]):
         b, key = request.split_s3_uri(uri)
         assert s3.head_object(Bucket=b, Key=key)["ContentLength"] > 0
+    # the page went to the dataset's one site, alone: no index or static files per run
+    b, site = request.split_s3_uri(result["data_docs_index_uri"])
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix=site)["Contents"]]
+    assert listed == [request.split_s3_uri(result["data_docs_uri"])[1]]
     b, key = request.split_s3_uri(result["data_docs_uri"])
     page = s3.get_object(Bucket=b, Key=key)["Body"].read().decode()
     # the validation page of this run: its run name, and the suite's columns

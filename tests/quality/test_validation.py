@@ -70,7 +70,9 @@ def test_each_suite_passes_on_clean_data_with_docs_and_metrics(tmp_path, dataset
     assert on_disk["expectations"] == result["expectations"]
     page = result["data_docs_uri"].split("/output/", 1)[1]
     assert (tmp_path / "out" / page).is_file()
-    assert (tmp_path / "out" / "data_docs" / "index.html").is_file()
+    # the run's page alone: the site's index and static files are the site's, not the run's
+    assert [p.name for p in (tmp_path / "out" / "data_docs").iterdir()] == ["validation.html"]
+    assert "<html" in (tmp_path / "out" / page).read_text()
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["row_count"] == ROWS
     assert severity.evaluate(result).status == "passed"

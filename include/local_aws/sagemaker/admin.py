@@ -1,6 +1,7 @@
 """Admin routes under /_local_aws/: health, a resource's description (what the AWS
-console's page for it shows, as JSON: the target of the pipeline's task links offline),
-and faults on request for tests."""
+console's page for it shows: an HTML page for a browser, JSON otherwise; the target of
+the pipeline's task links offline, with its log at ``.../logs``), and faults on request
+for tests."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ DESCRIBED = {
     "transform-jobs": ("transform-jobs", "DescribeTransformJob"),
     "hyper-tuning-jobs": ("tuning-jobs", "DescribeHyperParameterTuningJob"),
     "endpoints": ("endpoints", "DescribeEndpoint"),
+    "model-packages": ("model-packages", "DescribeModelPackage"),
 }
 JOB_KINDS = {
     "training-jobs": "TrainingJobStatus",
@@ -41,8 +43,13 @@ def handle(backend: Backend, request: Request) -> Response:
         return _json(
             {"status": "ok", "running_jobs": len(backend.jobs), "data_dir": str(backend.data_dir)}
         )
-    if len(parts) == 3 and parts[0] == "describe":
-        return _describe(backend, parts[1], parts[2])
+    if len(parts) >= 3 and parts[0] == "describe" and request.method == "GET":
+        # a model package's name is <group>/<version>
+        size = 2 if parts[1] == "model-packages" else 1
+        name, tail = "/".join(parts[2 : 2 + size]), parts[2 + size :]
+        if tail not in ([], ["logs"]):
+            return _json({"message": f"no admin route {request.path}"}, 404)
+        return _describe(backend, parts[1], name, request, logs=tail == ["logs"])
     if parts[:1] != ["faults"]:
         return _json({"message": f"no admin route {request.path}"}, 404)
     rest = parts[1:]
@@ -92,7 +99,31 @@ def handle(backend: Backend, request: Request) -> Response:
     return _json({"message": f"no admin route {request.path}"}, 404)
 
 
-def _describe(backend: Backend, segment: str, name: str) -> Response:
+def _wants_html(request: Request) -> bool:
+    asked = request.args.get("format")
+    if asked:
+        return asked == "html"
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return Response(
+        body,
+        status=status,
+        content_type="text/html; charset=utf-8",
+        # read-only pages of user content: no scripts, no framing, no sniffing
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
+def _describe(
+    backend: Backend, segment: str, name: str, request: Request, *, logs: bool = False
+) -> Response:
+    from local_aws.sagemaker import views
     from local_aws.sagemaker.api import shape_response
 
     if segment not in DESCRIBED:
@@ -100,10 +131,26 @@ def _describe(backend: Backend, segment: str, name: str) -> Response:
             {"message": f"no described kind {segment!r}: use one of {', '.join(DESCRIBED)}"}, 404
         )
     kind, operation = DESCRIBED[segment]
-    record = backend.store.get(kind, name)
+    key = backend.arn("model-package", name) if segment == "model-packages" else name
+    record = backend.store.get(kind, key)
     if record is None:
         return _json({"message": f"{segment} {name} does not exist"}, 404)
-    return Response(
-        json.dumps(shape_response(operation, record), indent=1, default=str),
-        content_type="application/json",
+    if logs and segment not in views.LOGS:
+        return _json({"message": f"{segment} have no logs"}, 404)
+    description = shape_response(operation, record)
+    if logs:
+        lines = views.log_tail(backend.client("logs"), segment, name, views.LOG_PAGE)
+        return _html(views.render_logs(segment, name, lines))
+    if not _wants_html(request):
+        return Response(
+            json.dumps(description, indent=1, default=str), content_type="application/json"
+        )
+    children = None
+    if segment == "hyper-tuning-jobs":
+        from local_aws.sagemaker.tuning import children_summaries
+
+        children = children_summaries(backend, record)
+    lines = views.log_tail(backend.client("logs"), segment, name, views.LOG_TAIL)
+    return _html(
+        views.render_resource(segment, name, description, log_lines=lines, children=children)
     )

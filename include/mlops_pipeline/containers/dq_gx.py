@@ -10,6 +10,7 @@ import importlib
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -136,16 +137,42 @@ def run_suite(
     *,
     extra_expectations: list[dict[str, Any]] | None = None,
     parameters: dict[str, Any] | None = None,
-    docs_dir: str | None = None,
+    docs_page: str | None = None,
     run_name: str | None = None,
     result_format: str = "BASIC",
 ) -> dict[str, Any]:
     """Validate ``df`` against ``suite`` (GX suite JSON) plus ``extra_expectations``.
 
     Returns ``{"success", "expectations": [...], "statistics", "docs_page"}`` in the shape of
-    the validation result contract (see validate.py). ``docs_page`` is the Data Docs page of
-    this run relative to ``docs_dir`` (None without Data Docs).
+    the validation result contract (see validate.py). With ``docs_page`` (a file path) the
+    run's Data Docs validation page is written there, and only that page: the site's
+    index and static files (4 MB of fonts and images) come from the site that serves the
+    pages (mlops_pipeline.quality.docs_view), not from every run.
     """
+    import tempfile
+
+    if not docs_page:
+        return _run_suite(df, suite, extra_expectations, parameters, None, run_name, result_format)
+    with tempfile.TemporaryDirectory(prefix="data-docs-") as site:
+        outcome = _run_suite(
+            df, suite, extra_expectations, parameters, site, run_name, result_format
+        )
+        if outcome["docs_page"]:
+            os.makedirs(os.path.dirname(os.path.abspath(docs_page)), exist_ok=True)
+            shutil.copyfile(os.path.join(site, outcome["docs_page"]), docs_page)
+            outcome["docs_page"] = docs_page
+    return outcome
+
+
+def _run_suite(
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    extra_expectations: list[dict[str, Any]] | None,
+    parameters: dict[str, Any] | None,
+    docs_dir: str | None,
+    run_name: str | None,
+    result_format: str,
+) -> dict[str, Any]:
     from great_expectations.core.run_identifier import RunIdentifier
 
     import great_expectations as gx

@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config-dir", required=True, help="holds suite.json and params.json")
     parser.add_argument("--output-dir", required=True, help="result.json, metrics.json, docs")
     parser.add_argument("--gx-requirement", default=dq_gx.DEFAULT_GX_REQUIREMENT)
+    parser.add_argument("--docs-dir", help="where the Data Docs page goes (default: output)")
     parser.add_argument("--no-docs", action="store_true", help="skip Data Docs (benchmarks)")
     return parser.parse_args(argv)
 
@@ -59,8 +60,14 @@ def validate(
     output_dir: str,
     *,
     docs: bool = True,
+    docs_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Validate the partition in ``data_dir``; write and return the result document."""
+    """Validate the partition in ``data_dir``; write and return the result document.
+
+    The Data Docs page goes to ``docs_dir`` (default ``<output_dir>/data_docs``) as
+    ``params["docs_name"]``; ``params["docs_uri"]``/``["docs_site_uri"]`` say where it and
+    its dataset's site are in S3 (the job's docs output).
+    """
     os.makedirs(output_dir, exist_ok=True)
     meta = suite.get("meta") or {}
     columns = meta.get("columns")
@@ -108,13 +115,14 @@ def validate(
         json.dump(metrics, fh, indent=1)
 
     started = time.perf_counter()
-    docs_dir = os.path.join(output_dir, "data_docs") if docs else None
+    docs_name = params.get("docs_name") or "validation.html"
+    page = os.path.join(docs_dir or os.path.join(output_dir, "data_docs"), docs_name)
     outcome = dq_gx.run_suite(
         df,
         suite,
         extra_expectations=params.get("expectations") or [],
         parameters=params.get("parameters") or {},
-        docs_dir=docs_dir,
+        docs_page=page if docs else None,
         run_name=f"{result['dataset']}-{result['partition']}",
         result_format=params.get("result_format", "BASIC"),
     )
@@ -122,9 +130,11 @@ def validate(
     result["gx_success"] = outcome["success"]
     result["expectations"] = outcome["expectations"]
     result["statistics"] = outcome["statistics"]
-    if outcome["docs_page"] and output_uri:
-        result["data_docs_uri"] = f"{output_uri}/data_docs/{outcome['docs_page']}"
-        result["data_docs_index_uri"] = f"{output_uri}/data_docs/index.html"
+    if outcome["docs_page"] and params.get("docs_uri"):
+        result["data_docs_uri"] = params["docs_uri"]
+        result["data_docs_index_uri"] = params.get("docs_site_uri")
+    elif outcome["docs_page"] and output_uri and not docs_dir:
+        result["data_docs_uri"] = f"{output_uri}/data_docs/{docs_name}"
     return _write(output_dir, result)
 
 
@@ -136,6 +146,8 @@ def _write(output_dir: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # GX's own INFO lines (registries, temp dirs) would bury the job's in the task log
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
         dq_gx.ensure_gx(args.gx_requirement)
@@ -143,7 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             suite = json.load(fh)
         with open(os.path.join(args.config_dir, "params.json")) as fh:
             params = json.load(fh)
-        result = validate(args.data_dir, suite, params, args.output_dir, docs=not args.no_docs)
+        result = validate(
+            args.data_dir,
+            suite,
+            params,
+            args.output_dir,
+            docs=not args.no_docs,
+            docs_dir=args.docs_dir,
+        )
     except Exception as exc:
         # SageMaker shows /opt/ml/output/message as the job's ExitMessage
         base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline.deploy import hosting
 from mlops_pipeline.deploy.release import Release, Variant
-from mlops_pipeline.links import SageMakerResourceLink, persist_link
+from mlops_pipeline.links import SageMakerLogsLink, SageMakerResourceLink, persist_link
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -45,7 +45,7 @@ class CanaryReleaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("package_arn", "endpoint_name", "plan")
     ui_color = "#c7e9c0"
-    operator_extra_links = (SageMakerResourceLink(),)
+    operator_extra_links = (SageMakerResourceLink(), SageMakerLogsLink())
 
     def __init__(
         self,
@@ -655,7 +655,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         "package_arn",
         "endpoint_name",
     )
-    operator_extra_links = (SageMakerResourceLink(),)
+    operator_extra_links = (SageMakerResourceLink(), SageMakerLogsLink())
 
     def __init__(
         self, *, package_arn: str, endpoint_name: str | None = None, **kwargs: Any
@@ -695,6 +695,27 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
                 return self._result(endpoint)
         super().execute(context)
         return self._result(endpoint)
+
+    def defer(self, *, trigger: Any, **kwargs: Any) -> Any:
+        """The provider's execute defers to its SageMakerTrigger, which logs the endpoint's
+        status on every poll: wait with ours instead, which logs it when it changes and
+        streams the endpoint's log."""
+        from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+        from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
+
+        if type(trigger) is SageMakerTrigger:
+            trigger = SageMakerProgressTrigger(
+                job_name=trigger.job_name,
+                job_type=trigger.job_type,
+                waiter_delay=trigger.waiter_delay,
+                waiter_max_attempts=trigger.attempts,
+                aws_conn_id=trigger.aws_conn_id,
+                region_name=trigger.region_name,
+                verify=trigger.verify,
+                botocore_config=trigger.botocore_config,
+            )
+        return super().defer(trigger=trigger, **kwargs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict:
         super().execute_complete(context, event)

@@ -87,7 +87,10 @@ class CanaryTrigger(BaseTrigger):
             yield TriggerEvent({"status": "error", "message": f"{type(error).__name__}: {error}"})
 
     async def _in_service(self) -> dict[str, Any]:
+        from mlops_pipeline.progress import StatusChanges
+
         sm = await asyncio.to_thread(self._client, "sagemaker")
+        changes = StatusChanges()  # one line per status, not one per poll
         while True:
             endpoint = await asyncio.to_thread(
                 sm.describe_endpoint, EndpointName=self.endpoint_name
@@ -101,7 +104,8 @@ class CanaryTrigger(BaseTrigger):
                     "message": endpoint.get("FailureReason", ""),
                     "at": time.time(),
                 }
-            self.log.info("endpoint %s: %s", self.endpoint_name, status)
+            if changes.line(status) is not None:
+                self.log.info("endpoint %s: %s", self.endpoint_name, status)
             await asyncio.sleep(self.poll_seconds)
 
     async def _bake(self) -> dict[str, Any]:

@@ -22,6 +22,13 @@ from airflow.sdk import BaseNotifier, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_pipeline import naming
+from mlops_pipeline.links import (
+    DataDocsLink,
+    SageMakerLogsLink,
+    SageMakerResourceLink,
+    persist_data_docs,
+    persist_link,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -50,6 +57,8 @@ class DataQualityOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("partition", "input_uri", "history_before")
     ui_color = "#c7e9c0"
+    # the validation job, its log and its Data Docs page (mlops_pipeline.links)
+    operator_extra_links = (SageMakerResourceLink(), SageMakerLogsLink(), DataDocsLink())
 
     def __init__(
         self,
@@ -123,7 +132,8 @@ class DataQualityOperator(BaseOperator):
             self.dataset, partition, run_key=run_key, try_number=ti.try_number or 1
         )
         run = request.run_uri(settings, self.dataset, partition, name)
-        params = {
+        docs = request.docs_params(settings, self.dataset, partition, name)
+        params: dict[str, Any] = {
             "dataset": self.dataset,
             "partition": partition,
             "input_uri": input_uri,
@@ -131,6 +141,7 @@ class DataQualityOperator(BaseOperator):
             "expectations": plan.expectations,
             "parameters": {**partition_window(partition), **plan.parameters},
             "anomaly_notes": plan.notes,
+            **docs,
         }
         request.upload_job_files(s3, run, suite=suite, params=params)
         config = request.build_request(
@@ -141,6 +152,7 @@ class DataQualityOperator(BaseOperator):
             tags=naming.airflow_tags(ti.dag_id, ti.run_id, ti.task_id),
             max_runtime_seconds=self.max_runtime_seconds,
             instance_type=self.instance_type,
+            docs_uri=docs["docs_uri"].rsplit("/", 1)[0] + "/",
         )
         interval = self.check_interval or settings.check_interval_seconds
         self.log.info(
@@ -151,15 +163,11 @@ class DataQualityOperator(BaseOperator):
             name,
         )
         hook = SageMakerHook(aws_conn_id=self.aws_conn_id)
-        hook.create_processing_job(
-            config,
-            wait_for_completion=not self.deferrable,
-            check_interval=interval,  # type: ignore[arg-type]  # time.sleep() takes fractions
-            max_ingestion_time=self.max_runtime_seconds,
-        )
-        if self.deferrable:
-            from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
+        hook.create_processing_job(config, wait_for_completion=False)
+        self._persist_links(context, name, partition)
+        from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger, watch_job
 
+        if self.deferrable:
             self.defer(
                 trigger=SageMakerProgressTrigger(
                     job_name=name,
@@ -172,6 +180,21 @@ class DataQualityOperator(BaseOperator):
                 method_name="execute_complete",
                 timeout=dt.timedelta(seconds=self.max_runtime_seconds + 600),
             )
+        description = watch_job(
+            "Processing",
+            name,
+            describe=hook.describe_processing_job,
+            status_key="ProcessingJobStatus",
+            logs=hook.logs_hook.get_conn(),
+            log=self.log,
+            interval=interval,
+            budget=self.max_runtime_seconds,
+        )
+        if description["ProcessingJobStatus"] != "Completed":
+            raise AirflowException(
+                f"validation job {name} for {self.dataset} partition {partition} ended "
+                f"{description['ProcessingJobStatus']}: {description.get('FailureReason', '')}"
+            )
         return self._finish(context, name=name, run=run, partition=partition)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
@@ -181,6 +204,7 @@ class DataQualityOperator(BaseOperator):
         # everything else derives from the job name: no state rides along with the deferral
         name = str(event.get("job_name", "?"))
         partition = _partition(self.partition, self.dataset)
+        self._persist_links(context, name, partition)  # a resumed task starts with none
         if event.get("status") != "success":
             # the job itself broke (not the data): worth a retry
             raise AirflowException(
@@ -228,6 +252,12 @@ class DataQualityOperator(BaseOperator):
         return report
 
     # -- helpers ---------------------------------------------------------------------------
+    def _persist_links(self, context: Context, name: str, partition: str) -> None:
+        from mlops_pipeline.quality import request
+
+        persist_link(context, self, "processing", name)
+        persist_data_docs(context, self.dataset, request.docs_page(partition, name))
+
     def _alert(self, report: dict[str, Any], context: Context) -> None:
         for hook in self.on_warning:
             try:

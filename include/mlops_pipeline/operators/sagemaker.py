@@ -22,8 +22,8 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerBaseOperator,
@@ -33,9 +33,15 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.triggers.base import TriggerEvent
 
-from mlops_pipeline import naming, registry
-from mlops_pipeline.links import SageMakerResourceLink, persist_link
+from mlops_pipeline import naming, progress, registry
+from mlops_pipeline.links import (
+    SageMakerLogsLink,
+    SageMakerResourceLink,
+    model_package_name,
+    persist_link,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,6 +70,7 @@ PROGRESS_QUERIES: dict[str, list[str]] = {
         " BestTrainingJob.TrainingJobName, ')'])",
     ],
     "processing": ["ProcessingJobStatus", "ExitMessage"],
+    "endpoint": ["EndpointStatus", "FailureReason"],
     "transform": ["TransformJobStatus", "FailureReason"],
     "training": [
         "TrainingJobStatus",
@@ -74,13 +81,70 @@ PROGRESS_QUERIES: dict[str, list[str]] = {
 
 
 class SageMakerProgressTrigger(SageMakerTrigger):
-    """The provider's SageMakerTrigger, logging the job's progress rather than only
-    "not done yet" on each poll."""
+    """The provider's SageMakerTrigger, logging the job's progress when it changes (rather
+    than "not done yet" on each poll) and the job's own output as it is written.
+
+    The provider's wait runs unmodified; a filter on its logger drops the status lines that
+    repeat the last one, and a second coroutine follows the job's CloudWatch Logs streams.
+    """
 
     def __init__(self, job_name: str, job_type: str, **kwargs: Any) -> None:
         super().__init__(job_name=job_name, job_type=job_type, **kwargs)
         self.status_message = f"{job_type} job {job_name}"
         self.status_queries = PROGRESS_QUERIES.get(job_type.lower(), self.status_queries)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import asyncio
+        import logging
+
+        only_changes = progress.OnlyChanges(self.status_message)
+        waiter_log = logging.getLogger(progress.WAITER_LOGGER)
+        waiter_log.addFilter(only_changes)
+        done = asyncio.Event()
+        follower = asyncio.create_task(self._follow_logs(done))
+        try:
+            async for event in super().run():
+                done.set()
+                await follower  # the job's last lines before the task resumes
+                yield event
+        finally:
+            waiter_log.removeFilter(only_changes)
+            follower.cancel()
+
+    async def _follow_logs(self, done: Any) -> None:
+        import asyncio
+
+        from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+
+        follower = progress.LogFollower.for_job(self.job_type, self.job_name)
+        client: list[Any] = []
+
+        def poll() -> list[str]:
+            if not client:  # built in the thread: the connection lookup is sync
+                client.append(
+                    AwsLogsHook(
+                        aws_conn_id=self.aws_conn_id,
+                        region_name=self.region_name,
+                        verify=self.verify,
+                        config=self.botocore_config,
+                    ).conn
+                )
+            return follower.poll(client[0])
+
+        while True:
+            finished = done.is_set()
+            try:
+                progress.emit(self.log.info, self.job_name, await asyncio.to_thread(poll))
+            except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
+                # said once (e.g. no logs:GetLogEvents permission), not on every poll
+                self.log.warning("not following the log of %s: %s", self.job_name, error)
+                return
+            if finished:
+                return
+            try:
+                await asyncio.wait_for(done.wait(), timeout=self.waiter_delay)
+            except TimeoutError:
+                pass
 
 
 def progress_line(job_type: str, description: Mapping[str, Any]) -> str:
@@ -92,6 +156,46 @@ def progress_line(job_type: str, description: Mapping[str, Any]) -> str:
         if value not in (None, ""):
             values.append(str(value))
     return " - ".join(values)
+
+
+def watch_job(
+    kind: str,
+    name: str,
+    *,
+    describe: Callable[[str], dict[str, Any]],
+    status_key: str,
+    logs: Any,
+    log: Any,
+    interval: float,
+    budget: float,
+) -> dict[str, Any]:
+    """Wait in the worker until the job ends; its description then. The task log gets the
+    progress line when it changes and the job's output as it is written."""
+    changes = progress.StatusChanges()
+    follower: progress.LogFollower | None = progress.LogFollower.for_job(kind, name)
+    deadline = time.monotonic() + budget
+    while True:
+        description = describe(name)
+        status = description[status_key]
+        running = status in ("InProgress", "Stopping")
+        try:
+            if follower is not None:
+                progress.emit(log.info, name, follower.poll(logs))
+        except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
+            # said once (e.g. no logs:GetLogEvents permission), not on every poll
+            log.warning("not following the log of %s: %s", name, error)
+            follower = None
+        if not running:
+            return description
+        if time.monotonic() > deadline:
+            raise AirflowException(
+                f"{kind} job {name} still {status} after {budget} s; it keeps running "
+                "and a retry of this task re-attaches to it"
+            )
+        line = changes.line(progress_line(kind, description))
+        if line is not None:
+            log.info("%s job %s: %s", kind, name, line)
+        time.sleep(interval)
 
 
 def job_run(context: Context) -> JobRun:
@@ -148,8 +252,8 @@ class _ReattachingJob(BaseOperator):
 
     # the provider operator's arguments that differ from its defaults, per kind
     provider_defaults: ClassVar[dict[str, Any]] = {}
-    # the job's page: AWS console, or local_aws's description offline (mlops_pipeline.links)
-    operator_extra_links: tuple[Any, ...] = (SageMakerResourceLink(),)
+    # the job's page and logs: AWS console, or local_aws's pages offline (mlops_pipeline.links)
+    operator_extra_links: tuple[Any, ...] = (SageMakerResourceLink(), SageMakerLogsLink())
 
     def __init__(
         self,
@@ -280,19 +384,17 @@ class _ReattachingJob(BaseOperator):
                 method_name="execute_complete",
                 timeout=dt.timedelta(seconds=budget + 10 * interval),
             )
-        deadline = time.monotonic() + budget
-        while True:
-            description = self._describe(name)
-            status = description[self.status_key]
-            if status not in ("InProgress", "Stopping"):
-                break
-            if time.monotonic() > deadline:
-                raise AirflowException(
-                    f"{self.kind} job {name} still {status} after {budget} s; it keeps running "
-                    "and a retry of this task re-attaches to it"
-                )
-            self.log.info("%s job %s: %s", self.kind, name, progress_line(self.kind, description))
-            time.sleep(interval)
+        description = watch_job(
+            self.kind,
+            name,
+            describe=self._describe,
+            status_key=self.status_key,
+            # the provider operator's SageMakerHook (a final property mypy cannot see here)
+            logs=cast(Any, self).hook.logs_hook.get_conn(),
+            log=self.log,
+            interval=interval,
+            budget=budget,
+        )
         return self._finish(name, description)
 
     def execute_complete(
@@ -515,6 +617,7 @@ class RegisterModelPackageOperator(SageMakerBaseOperator):
 
     template_fields: Sequence[str] = (*SageMakerBaseOperator.template_fields, "request_args")
     ui_color = "#c6dbef"
+    operator_extra_links = (SageMakerResourceLink(),)
 
     def __init__(
         self,
@@ -545,6 +648,7 @@ class RegisterModelPackageOperator(SageMakerBaseOperator):
             if created:  # leave nothing half-made behind, as the provider's operator does
                 self.hook.conn.delete_model_package_group(ModelPackageGroupName=group)
             raise
+        persist_link(context, self, "model-package", model_package_name(arn))
         package = self.hook.conn.describe_model_package(ModelPackageName=arn)
         self.log.info(
             "registered %s (version %s of %s), %s; metrics: %s",

@@ -2,8 +2,12 @@
 
 One run of a gate lives under ``s3://<bucket>/<prefix>/runs/<dataset>/dt=<date>/<job>/``:
 ``code/`` (validate.py and its helpers), ``config/`` (suite.json, params.json) and
-``output/`` (result.json, metrics.json, data_docs/). Every run has its own job name, so a
-rerun never overwrites an earlier run's evidence.
+``output/`` (result.json, metrics.json). Every run has its own job name, so a rerun never
+overwrites an earlier run's evidence.
+
+Its Data Docs page goes to its dataset's one site, ``s3://<bucket>/<prefix>/data_docs/
+<dataset>/validations/dt=<date>/<job>.html``, which accumulates the runs; the plugin serves
+the site with its index and static files (``mlops_pipeline.quality.docs_view``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,25 @@ def run_uri(settings: Settings, dataset: str, partition: str, name: str) -> str:
     return settings.s3_uri(settings.quality_prefix, "runs", dataset, f"dt={partition[:10]}", name)
 
 
+def docs_site_uri(settings: Settings, dataset: str) -> str:
+    return settings.s3_uri(settings.quality_prefix, "data_docs", dataset)
+
+
+def docs_page(partition: str, name: str) -> str:
+    """A run's page, relative to its dataset's site."""
+    return f"validations/dt={partition[:10]}/{name}.html"
+
+
+def docs_params(settings: Settings, dataset: str, partition: str, name: str) -> dict[str, str]:
+    """What validate.py needs to name its page and say where it is (the job's params)."""
+    site = docs_site_uri(settings, dataset)
+    return {
+        "docs_name": f"{name}.html",
+        "docs_uri": f"{site}/{docs_page(partition, name)}",
+        "docs_site_uri": f"{site}/",
+    }
+
+
 def history_prefix(settings: Settings) -> str:
     return f"{settings.quality_prefix.strip('/')}/history"
 
@@ -54,8 +77,10 @@ def build_request(
     max_runtime_seconds: int = 3600,
     volume_gb: int = 30,
     instance_type: str | None = None,
+    docs_uri: str | None = None,
 ) -> dict[str, Any]:
-    """CreateProcessingJob for validate.py over ``input_uri`` (an S3 prefix)."""
+    """CreateProcessingJob for validate.py over ``input_uri`` (an S3 prefix); with
+    ``docs_uri`` (the prefix of the run's page in its dataset's site) the page goes there."""
     run = run.rstrip("/")
     request: dict[str, Any] = {
         "ProcessingJobName": name,
@@ -93,6 +118,11 @@ def build_request(
         # no usage statistics from inside jobs, no progress bars in their logs
         "Environment": {"GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"},
     }
+    if docs_uri:
+        request["AppSpecification"]["ContainerArguments"] += ["--docs-dir", f"{PROCESSING}/docs"]
+        request["ProcessingOutputConfig"]["Outputs"].append(
+            s3_output("docs", f"{PROCESSING}/docs", docs_uri)
+        )
     secure_processing(request, settings)
     if tags:  # naming.airflow_tags(), as every job of the pipeline carries
         request["Tags"] = tags
