@@ -59,6 +59,7 @@ DRIFT_EVENTS = AssetAlias(name="card_fraud_drift_events")
     start_date=dt.datetime.fromisoformat(settings.batch_start_date).replace(tzinfo=dt.UTC),
     catchup=True,
     max_active_runs=settings.batch_max_active_runs,
+    description="Score each day's transactions with the approved model, publish them, watch for drift",
     doc_md=__doc__,
     tags=["ml", "card-fraud", "sagemaker", "inference"],
     # every failed task alerts (Slack, else the alerts file): mlops_pipeline.notifications

@@ -62,6 +62,7 @@ settings = load_settings()  # environment only: no network at parse time
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # one release at a time on the production endpoint
+    description="Approve a registered model, smoke-test it on staging, canary-release it to production",
     doc_md=__doc__,
     tags=["ml", "card-fraud", "sagemaker", "deployment"],
     params={

@@ -62,6 +62,8 @@ def test_dag_id_is_the_file_name_with_docs_and_tags(bag, path):
     dag = dags[0]
     assert dag.doc_md and dag.doc_md.strip(), "doc_md is empty: use doc_md=__doc__"
     assert dag.tags, "give the DAG tags, so it can be found in the UI"
+    # the DAG list shows the one-line description (doc_md only on the DAG's own page)
+    assert dag.description and "\n" not in dag.description and len(dag.description) <= 100
     for task in dag.tasks:
         assert task.task_id.replace("_", "").isalnum() and task.task_id.islower(), task.task_id
 
