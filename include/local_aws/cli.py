@@ -39,6 +39,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ORIGIN",
         help="allow cross-origin requests from this web origin (repeatable; default: none)",
     )
+    serve.add_argument(
+        "--fsync",
+        choices=["always", "interval", "never"],
+        default="interval",
+        help="when the journal is fsynced: before each write is answered (always), every "
+        "second (interval: a machine crash may lose the last second of writes; a crash of "
+        "local_aws alone loses nothing), or when the OS decides (never). Default: interval",
+    )
+    serve.add_argument(
+        "--compact-every",
+        type=int,
+        default=None,
+        metavar="RECORDS",
+        help="snapshot the state and drop the journal's records after this many writes, so "
+        "a restart replays at most that many (default: 1000; 0: never)",
+    )
 
     for name in ("health", "fault"):
         p = sub.add_parser(
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from local_aws.journal import JournalError
     from local_aws.server import LocalAWS
 
     logging.basicConfig(
@@ -101,9 +118,11 @@ def _serve(args: argparse.Namespace) -> int:
             allow_non_loopback=args.allow_non_loopback,
             keep_sandboxes=args.keep_sandboxes,
             cors_origins=tuple(args.cors_origin),
+            fsync=args.fsync,
+            compact_every=args.compact_every,
         )
         aws.start()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, JournalError) as exc:
         print(f"local-aws: {exc}", file=sys.stderr)
         return 2
     print(f"local_aws serving on {aws.url} (data in {aws.data_dir})", flush=True)

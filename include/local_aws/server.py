@@ -76,7 +76,15 @@ class LocalAWS:
         region: str = "us-east-1",
         keep_sandboxes: bool = False,
         cors_origins: tuple[str, ...] = (),
+        fsync: str = "interval",
+        compact_every: int | None = None,
     ):
+        from local_aws.journal import COMPACT_EVERY, FSYNC_POLICIES
+
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        if compact_every is not None and compact_every < 0:
+            raise ValueError(f"compact_every must be >= 0 (0: never compact), not {compact_every}")
         if not is_loopback(host):
             if not allow_non_loopback:
                 raise ValueError(
@@ -92,6 +100,8 @@ class LocalAWS:
         self.host, self.port, self.region = host, port, region
         self.keep_sandboxes = keep_sandboxes
         self.cors_origins = tuple(cors_origins)
+        self.fsync = fsync
+        self.compact_every = COMPACT_EVERY if compact_every is None else compact_every
         self.admin_token = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -124,7 +134,9 @@ class LocalAWS:
         # One line per request drowns everything else; errors still show.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
-        self.journal = Journal(self.data_dir / "moto")
+        self.journal = Journal(
+            self.data_dir / "moto", fsync=self.fsync, compact_every=self.compact_every
+        )
         replayed = self.journal.replay(moto_app)
         if replayed:
             log.info("restored %d S3/Logs/CloudWatch/IAM changes from %s", replayed, self.data_dir)
