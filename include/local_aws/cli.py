@@ -55,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         help="snapshot the state and drop the journal's records after this many writes, so "
         "a restart replays at most that many (default: 1000; 0: never)",
     )
+    serve.add_argument(
+        "--verify-signatures",
+        action="store_true",
+        help="check every request's SigV4 signature against the keys of --credentials-file "
+        "(default: any credentials work, as with moto)",
+    )
+    serve.add_argument(
+        "--credentials-file",
+        metavar="PATH",
+        help="AWS shared-credentials file whose [profile] keys --verify-signatures accepts",
+    )
 
     for name in ("health", "fault"):
         p = sub.add_parser(
@@ -105,11 +116,22 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from local_aws.journal import JournalError
     from local_aws.server import LocalAWS
+    from local_aws.sigv4 import load_credentials
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        keys = None
+        if args.verify_signatures:
+            if not args.credentials_file:
+                raise ValueError(
+                    "--verify-signatures needs --credentials-file PATH (an AWS credentials "
+                    "file, like ~/.aws/credentials, with the keys to accept)"
+                )
+            keys = load_credentials(args.credentials_file)
+        elif args.credentials_file:
+            raise ValueError("--credentials-file is only read with --verify-signatures")
         aws = LocalAWS(
             args.data_dir,
             host=args.host,
@@ -120,6 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
             cors_origins=tuple(args.cors_origin),
             fsync=args.fsync,
             compact_every=args.compact_every,
+            verify_signatures=keys,
         )
         aws.start()
     except (ValueError, OSError, JournalError) as exc:

@@ -247,6 +247,8 @@ class Journal:
         self._dirty = threading.Event()
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._unsynced: list[Path] = []  # blobs the flusher is to fsync
+        self._unsynced_lock = threading.Lock()
         if fsync == "interval":
             self._flusher = threading.Thread(
                 target=self._flush_every, args=(fsync_interval,), name="journal-fsync", daemon=True
@@ -323,6 +325,18 @@ class Journal:
         while not self._closed.wait(interval):
             if not self._dirty.is_set():
                 continue
+            # bodies first, so that a record made durable finds its body durable too
+            with self._unsynced_lock:
+                blobs, self._unsynced = self._unsynced, []
+            for blob in blobs:
+                try:
+                    blob_fd = os.open(blob, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # its request failed, or it was compacted away
+                try:
+                    os.fsync(blob_fd)
+                finally:
+                    os.close(blob_fd)
             with self._lock:
                 self._dirty.clear()
                 if self._log is None:
@@ -506,6 +520,9 @@ class Journal:
                     if self.fsync:
                         out.flush()
                         os.fsync(out.fileno())
+                if self._flusher is not None:
+                    with self._unsynced_lock:
+                        self._unsynced.append(blob)
             except BaseException:
                 blob.unlink(missing_ok=True)
                 raise
