@@ -1,4 +1,5 @@
-"""The journal: restart time after heavy churn, with compaction against without.
+"""The journal: small writes during a large upload (one lock for every write), and restart
+time after heavy churn, with compaction against without.
 
 The workload of issue 7: 40,000 small puts then 20,000 deletes (20,000 live objects after
 20,000 deletes), against a `local-aws serve` process of its own (a restart must not touch
@@ -16,6 +17,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +27,79 @@ from benchmarks.harness import Row
 
 LIVE = int(os.environ.get("BENCH_JOURNAL_OBJECTS", "20000"))
 TARGET_SECONDS = 5.0
+LARGE_MB = int(os.environ.get("BENCH_JOURNAL_LARGE_MB", "1024"))
+
+
+def _small_put_latencies(aws: Any, bucket: str, until: Any, at_least: int = 50) -> list[float]:
+    s3 = aws.client("s3")
+    latencies: list[float] = []
+    i = 0
+    while not until() or len(latencies) < at_least:
+        started = time.perf_counter()
+        s3.put_object(Bucket=bucket, Key=f"small/{i % 100}", Body=b"x")
+        latencies.append(time.perf_counter() - started)
+        i += 1
+    return latencies
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def _small_writes_during_large_upload(aws: Any) -> list[Row]:
+    """p99 of 1-byte puts while one large object goes up, against the same with nothing
+    else going on."""
+    s3 = aws.client("s3")
+    bucket = f"bench-lock-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    quiet_latencies = _small_put_latencies(aws, bucket, until=lambda: True, at_least=200)
+    quiet = _p99_ms(quiet_latencies)
+    with tempfile.TemporaryFile() as body:
+        chunk = os.urandom(1 << 20)
+        for _ in range(LARGE_MB):
+            body.write(chunk)
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                body.seek(0)
+                aws.client("s3").put_object(Bucket=bucket, Key="large", Body=body)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        uploader = threading.Thread(target=upload)
+        started = time.perf_counter()
+        uploader.start()
+        latencies = _small_put_latencies(aws, bucket, until=done.is_set)
+        uploader.join()
+        upload_seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    s3.delete_object(Bucket=bucket, Key="large")
+    during = _p99_ms(latencies)
+    return [
+        Row(
+            f"1-byte PutObject p99 during a {LARGE_MB:,} MB PutObject ({len(latencies)} puts)",
+            during,
+            "ms",
+            baseline=quiet,
+            baseline_name="with no upload",
+            target="<= 100 ms",
+            ok=during <= 100,
+        ),
+        Row(
+            "  the slowest of them",
+            max(latencies) * 1000,
+            "ms",
+            baseline=max(quiet_latencies) * 1000,
+            baseline_name="with no upload",
+        ),
+        Row(f"  the {LARGE_MB:,} MB PutObject itself", upload_seconds, "s"),
+    ]
 
 
 def _churn(server: Any, live: int, threads: int = 8) -> None:
@@ -69,6 +144,10 @@ def _count(server: Any) -> int:
 
 
 def run(aws: Any) -> list[Row]:
+    return _small_writes_during_large_upload(aws) + _restart_after_churn()
+
+
+def _restart_after_churn() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
         history = Path(tmp) / "history"
         # the whole history in the journal: written with compaction off

@@ -429,10 +429,11 @@ class Journal:
         except HTTPException as exc:
             return exc(environ, start_response)
         try:
-            with self._lock:
+            with self._write_lock(_large_put(service, environ, body)) as write_lock:
                 ts = time.time()
                 with _recording() as applied:
                     response = _call(app, environ)
+                write_lock.hold()
                 if response.code < 300:
                     meta: dict[str, Any] = {
                         "v": _FORMAT,
@@ -474,6 +475,27 @@ class Journal:
         finally:
             self._discard(body)
         return _buffered(response, start_response)
+
+    @contextmanager
+    def _write_lock(self, deferred: bool) -> Iterator[_WriteLock]:
+        """The lock a mutation is applied and journaled under.
+
+        A large PutObject takes it late: moto reads the body and copies it into its object
+        without it (seconds for a gigabyte, which every other write waited for), and takes
+        it the moment it first touches a bucket's keys; from then until the record is
+        appended the lock is held, so the journal's order is still the order moto applied
+        the changes in.
+        """
+        write_lock = _WriteLock(self._lock)
+        if not deferred:
+            write_lock.hold()
+        else:
+            _applying.write_lock = write_lock
+        try:
+            yield write_lock
+        finally:
+            _applying.write_lock = None
+            write_lock.release()
 
     def _translate_s3_ids(self, environ: WSGIEnvironment) -> None:
         """Let clients use both pre-restart (journal) ids and ids moto gave out since."""
@@ -840,6 +862,42 @@ class Journal:
         return True
 
 
+class _WriteLock:
+    def __init__(self, lock: threading.Lock):
+        self.lock = lock
+        self.held = False
+
+    def hold(self) -> None:
+        if not self.held:
+            self.lock.acquire()
+            self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
+
+
+def _hold_write_lock() -> None:
+    """Take the journal's lock now, if this thread applies a large put that deferred it."""
+    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
+    if pending is not None:
+        pending.hold()
+
+
+def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
+    """A plain PutObject whose body went to a blob: the one write that takes the lock late."""
+    return (
+        service == "s3"
+        and body is not None
+        and body.blob is not None
+        and environ.get("REQUEST_METHOD") == "PUT"
+        and "HTTP_X_AMZ_COPY_SOURCE" not in environ
+        and _query_keys(environ) <= {"x-id"}
+        and _path(environ).strip("/").count("/") >= 1  # /bucket/key, not a bucket call
+    )
+
+
 class _Abandoned(Exception):
     """The journal was closed or reset while compacting."""
 
@@ -1155,6 +1213,7 @@ def _install_shims() -> None:
     import moto.moto_api._internal as moto_api
 
     with _shim_lock:
+        _guard_key_stores()
         if _real_utcnow is None:
             _real_utcnow = core_utils.utcnow
         if _shared_random is None:
@@ -1170,6 +1229,40 @@ def _install_shims() -> None:
                     setattr(module, attr, _shim_utcnow)
                 elif value is _shared_random:
                     setattr(module, attr, _random_shim)
+
+
+def _hash_before_locking(versions: Any) -> None:
+    """The ETag of a new object, which moto hashes when it first answers with it: over the
+    whole body, which is to be done before the lock, not under it."""
+    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
+    if pending is None or pending.held or not isinstance(versions, list):
+        return
+    for version in versions:
+        if getattr(version, "_etag", "") is None:
+            try:
+                version.etag  # noqa: B018  (computes and keeps it)
+            except ValueError:  # a disposed version: nothing to hash
+                pass
+
+
+def _guard_key_stores() -> None:
+    """Make a thread that deferred the journal's lock (a large put) take it at its first
+    touch of an S3 bucket's keys, before it reads or changes them."""
+    from moto.s3.utils import _VersionedKeyStore
+
+    if getattr(_VersionedKeyStore, "_local_aws_guarded", False):
+        return
+    for name in ("__sgetitem__", "__setitem__", "setlist", "pop"):
+        real = getattr(_VersionedKeyStore, name)
+
+        def guarded(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            if _name == "setlist" and len(args) > 2:
+                _hash_before_locking(args[2])
+            _hold_write_lock()
+            return _real(*args, **kwargs)
+
+        setattr(_VersionedKeyStore, name, guarded)
+    _VersionedKeyStore._local_aws_guarded = True  # type: ignore[attr-defined]
 
 
 @contextmanager
