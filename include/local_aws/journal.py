@@ -242,6 +242,7 @@ class Journal:
         self._since_snapshot = 0  # records after it
         self._recent_blobs: list[str] = []  # blobs of those records, while compacting
         self._compacting: threading.Thread | None = None
+        self._retry_at = 0  # after a failed compaction, the record count to try again at
         self._resets = 0  # moto-api/reset calls, which void a compaction under way
         self.compactions = 0
         self._dirty = threading.Event()
@@ -698,7 +699,7 @@ class Journal:
             raise JournalError("journal is closed")
         self._log.truncate(0)
         self._resets += 1
-        self._since_snapshot = 0
+        self._since_snapshot = self._retry_at = 0
         if self._snapshot is not None:
             (self.path / self._snapshot).unlink(missing_ok=True)
             self._snapshot = None
@@ -715,6 +716,8 @@ class Journal:
         """Start a compaction in the background if enough records piled up (lock held)."""
         if not self.compact_every or self._since_snapshot < self.compact_every:
             return
+        if self._since_snapshot < self._retry_at:
+            return
         if self._compacting is not None or self._closed.is_set():
             return
         self._compacting = threading.Thread(
@@ -727,6 +730,8 @@ class Journal:
             self.compact()
         except Exception:
             log.exception("journal: compaction failed; the journal is left as it was")
+            # not at every write from now on: after as many records again
+            self._retry_at = self._since_snapshot + self.compact_every
         finally:
             self._compacting = None
 
@@ -800,6 +805,7 @@ class Journal:
                     self._blobs = set(self._recent_blobs) | set(captured.blobs)
                     old_snapshot, self._snapshot = self._snapshot, name
                     self._since_snapshot -= since_cut
+                    self._retry_at = 0
                     self.compactions += 1
                     # Removed with writes paused: a reset may not remove them twice.
                     for blob in dropped:
