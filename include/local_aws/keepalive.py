@@ -117,6 +117,7 @@ class _Response:
         self.headers: list[tuple[str, str]] = []
         self.headers_sent = False
         self.chunked = False
+        self.bodiless = False  # HEAD, 1xx, 204, 304: bytes written would be the next response
         self.size = 0
 
     def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -143,6 +144,7 @@ class _Response:
         no_body = (
             self.environ["REQUEST_METHOD"] == "HEAD" or code < 200 or code in _NO_BODY_STATUSES
         )
+        self.bodiless = no_body
         if "content-length" not in names and not no_body:
             if "transfer-encoding" not in names:
                 handler.send_header("Transfer-Encoding", "chunked")
@@ -155,7 +157,7 @@ class _Response:
     def write(self, data: bytes) -> None:
         if not self.headers_sent:
             self._send_headers()
-        if not data:
+        if not data or self.bodiless:
             return
         self.size += len(data)
         wfile = self.handler.wfile

@@ -50,6 +50,8 @@ def test_one_connection_carries_many_requests(local_aws) -> None:
         conn.request("PUT", f"/{bucket}/refused", body=b"x" * 5000)  # no signature: 403
         refused = conn.getresponse()
         assert refused.status == 403 and b"AccessDenied" in refused.read()
+        status, _, head = _call(conn, "HEAD", f"/{bucket}/k0")  # a length, and no body
+        assert (status, head.getheader("Content-Length")) == (200, "6")
         for i in range(5):
             assert _call(conn, "GET", f"/{bucket}/k{i}")[1] == f"body {i}".encode()
         assert _call(conn, "GET", f"/{bucket}/chunked")[1] == b"chunked"
