@@ -85,7 +85,12 @@ def _restore_versioned(cls: type, lists: list[tuple[str, list[Any]]]) -> Any:
     return store
 
 
-def _restore_key(cls: Any, state: dict[str, Any], body: Path) -> Any:
+# The blob dir of the snapshot being loaded (blob names in the pickle are relative to it).
+_loading = threading.local()
+
+
+def _restore_key(cls: Any, state: dict[str, Any], blob_name: str) -> Any:
+    body: Path = _loading.blob_dir / blob_name
     key = cls.__new__(cls)
     key.__dict__.update(state)
     buffer = SpooledTemporaryFile(max_size=state["_max_buffer_size"])  # noqa: SIM115
@@ -99,10 +104,6 @@ def _restore_key(cls: Any, state: dict[str, Any], body: Path) -> Any:
     return key
 
 
-class _BlobRef(str):
-    """A blob's name inside the pickle (a persistent id, resolved against the blob dir)."""
-
-
 class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -113,9 +114,6 @@ class _Pickler(pickle.Pickler):
         self._store_type = _VersionedKeyStore
         self.blobs: list[str] = []
         self.pending: list[tuple[str, int, int, Any]] = []
-
-    def persistent_id(self, obj: Any) -> Any:
-        return ("blob", str(obj)) if type(obj) is _BlobRef else None
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, self._store_type):
@@ -137,19 +135,7 @@ class _Pickler(pickle.Pickler):
             self.pending.append((name, fd, key.size, key))
         self.blobs.append(name)
         state = {k: v for k, v in key.__dict__.items() if k not in ("_value_buffer", "lock")}
-        return _restore_key, (type(key), state, _BlobRef(name))
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: Any, blob_dir: Path):
-        super().__init__(file)
-        self.blob_dir = blob_dir
-
-    def persistent_load(self, pid: Any) -> Any:
-        kind, name = pid
-        if kind != "blob":
-            raise SnapshotError(f"unknown reference {pid!r} in the snapshot")
-        return self.blob_dir / name
+        return _restore_key, (type(key), state, name)
 
 
 def capture(services: Iterable[str], extra: dict[str, Any]) -> Capture:
@@ -210,7 +196,11 @@ def restore(path: Path, blob_dir: Path) -> dict[str, Any]:
                 f"{header.get('format')}); this is moto {_moto_version()}: install "
                 f"moto=={header.get('moto')} to load it"
             )
-        data = _Unpickler(f, blob_dir).load()
+        _loading.blob_dir = blob_dir
+        try:
+            data = pickle.load(f)
+        finally:
+            _loading.blob_dir = None
     for name, accounts in data.pop("backends").items():
         backends: Any = get_backend(name)
         backends.update(accounts)
