@@ -12,6 +12,7 @@ from benchmarks import (
     bench_deploy,
     bench_endpoints,
     bench_jobs,
+    bench_journal,
     bench_model_build,
     bench_parity,
     bench_quality,
@@ -31,6 +32,7 @@ SUITES = {
     "model_deploy": bench_deploy.run,
     "cost": bench_cost.run,
     "batch_inference": bench_batch_inference.run,
+    "journal": bench_journal.run,
 }
 
 

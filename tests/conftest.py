@@ -201,8 +201,15 @@ def free_port() -> int:
 class ServerProcess:
     """`local-aws serve` as a real process, for restart tests."""
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.data_dir = data_dir
+        self.args, self.env = args, env
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
@@ -224,7 +231,9 @@ class ServerProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ],
+            env={**os.environ, **(self.env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

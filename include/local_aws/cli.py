@@ -39,6 +39,33 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ORIGIN",
         help="allow cross-origin requests from this web origin (repeatable; default: none)",
     )
+    serve.add_argument(
+        "--fsync",
+        choices=["always", "interval", "never"],
+        default="interval",
+        help="when the journal is fsynced: before each write is answered (always), every "
+        "second (interval: a machine crash may lose the last second of writes; a crash of "
+        "local_aws alone loses nothing), or when the OS decides (never). Default: interval",
+    )
+    serve.add_argument(
+        "--compact-every",
+        type=int,
+        default=None,
+        metavar="RECORDS",
+        help="snapshot the state and drop the journal's records after this many writes, so "
+        "a restart replays at most that many (default: 1000; 0: never)",
+    )
+    serve.add_argument(
+        "--verify-signatures",
+        action="store_true",
+        help="check every request's SigV4 signature against the keys of --credentials-file "
+        "(default: any credentials work, as with moto)",
+    )
+    serve.add_argument(
+        "--credentials-file",
+        metavar="PATH",
+        help="AWS shared-credentials file whose [profile] keys --verify-signatures accepts",
+    )
 
     for name in ("health", "fault"):
         p = sub.add_parser(
@@ -87,12 +114,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from local_aws.journal import JournalError
     from local_aws.server import LocalAWS
+    from local_aws.sigv4 import load_credentials
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        keys = None
+        if args.verify_signatures:
+            if not args.credentials_file:
+                raise ValueError(
+                    "--verify-signatures needs --credentials-file PATH (an AWS credentials "
+                    "file, like ~/.aws/credentials, with the keys to accept)"
+                )
+            keys = load_credentials(args.credentials_file)
+        elif args.credentials_file:
+            raise ValueError("--credentials-file is only read with --verify-signatures")
         aws = LocalAWS(
             args.data_dir,
             host=args.host,
@@ -101,9 +140,12 @@ def _serve(args: argparse.Namespace) -> int:
             allow_non_loopback=args.allow_non_loopback,
             keep_sandboxes=args.keep_sandboxes,
             cors_origins=tuple(args.cors_origin),
+            fsync=args.fsync,
+            compact_every=args.compact_every,
+            verify_signatures=keys,
         )
         aws.start()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, JournalError) as exc:
         print(f"local-aws: {exc}", file=sys.stderr)
         return 2
     print(f"local_aws serving on {aws.url} (data in {aws.data_dir})", flush=True)

@@ -17,11 +17,12 @@ the user's browser can send requests to. So, in front of every route:
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -32,6 +33,9 @@ _TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 OPEN_PREFIXES = ("/_local_aws/health", "/_local_aws/describe/")
 ADMIN_PREFIXES = ("/_local_aws/", "/moto-api")
 _PRESIGNED = ("X-Amz-Signature", "X-Amz-Credential", "Signature", "AWSAccessKeyId")
+
+if TYPE_CHECKING:
+    from local_aws.sigv4 import Refusal, Verifier
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -78,7 +82,41 @@ def _deny(start_response: Callable[..., Any], code: str, message: str) -> list[b
     return [body]
 
 
-def wrap(app: WSGIApp, *, token: str, cors_origins: Iterable[str] = ()) -> WSGIApp:
+def _refuse(
+    start_response: Callable[..., Any], environ: dict[str, Any], refusal: Refusal
+) -> list[bytes]:
+    """The refusal in the error shape of the request's protocol, as AWS words it."""
+    auth = environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+    content_type = environ.get("CONTENT_TYPE", "")
+    if "/s3/aws4_request" in auth or "%2Fs3%2Faws4_request" in auth:
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{refusal.code}</Code>"
+            f"<Message>{escape(refusal.message)}</Message></Error>"
+        ).encode()
+        content_type = "application/xml"
+    elif environ.get("HTTP_X_AMZ_TARGET") or "json" in content_type:
+        body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
+        content_type = "application/x-amz-json-1.1"
+    else:  # the query protocol (IAM, STS, ...)
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{refusal.code}</Code>"
+            f"<Message>{escape(refusal.message)}</Message></Error>"
+            "<RequestId>local-aws</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = "text/xml"
+    start_response(
+        refusal.status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def wrap(
+    app: WSGIApp,
+    *,
+    token: str,
+    cors_origins: Iterable[str] = (),
+    verifier: Verifier | None = None,
+) -> WSGIApp:
     origins = frozenset(o.rstrip("/") for o in cors_origins)
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -111,6 +149,10 @@ def wrap(app: WSGIApp, *, token: str, cors_origins: Iterable[str] = ()) -> WSGIA
                 "local_aws refuses requests without an AWS signature (an Authorization header "
                 "or a presigned URL): use boto3, the AWS CLI or an SDK, with any credentials",
             )
+        elif not path.startswith(ADMIN_PREFIXES) and verifier is not None:
+            refusal = verifier.check(environ)
+            if refusal is not None:
+                return _refuse(start_response, environ, refusal)
         if allowed:
             return app(environ, start_response)
 

@@ -40,6 +40,7 @@ import logging
 import os
 import random
 import re
+import signal
 import struct
 import sys
 import threading
@@ -56,6 +57,8 @@ from urllib.parse import parse_qsl, quote, unquote
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
+from local_aws import snapshot
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -69,10 +72,30 @@ DEFAULT_SERVICES = frozenset({"s3", "logs", "monitoring", "iam", "application-au
 #: large upload is streamed to disk and never held in memory by the journal.
 INLINE_LIMIT = 1 << 20
 
+#: Records after which the journal is compacted: the live state is snapshotted and the
+#: records before it dropped, so a restart replays at most this many records.
+COMPACT_EVERY = 1000
+
+#: How the journal reaches the disk. Every record is written to the OS before the client
+#: hears back, so a crash of local_aws itself (kill -9 included) loses nothing; what fsync
+#: adds is surviving a crash of the machine (power loss, kernel panic):
+#: ``always`` fsyncs each record before answering (nothing acknowledged is lost);
+#: ``interval`` fsyncs every FSYNC_INTERVAL seconds (the last interval's writes may be lost);
+#: ``never`` leaves it to the OS (typically up to 30 s on Linux).
+FSYNC_POLICIES = ("always", "interval", "never")
+FSYNC_INTERVAL = 1.0
+
+#: Set to a step name of :meth:`Journal.compact` to kill the process there (tests of crash
+#: safety): snapshot-written, log-written, log-renamed; ``<step>@<n>`` at this process's
+#: n-th compaction (default: the first).
+CRASH_AT_ENV = "LOCAL_AWS_JOURNAL_CRASH_AT"
+
 _CHUNK = 1 << 20
 _MAGIC = b"LAJ1"
 _FRAME = struct.Struct(">4sIQI")  # magic, meta length, inline body length, crc32(meta+body)
 _LOG_NAME = "journal.log"
+_SNAPSHOT_PREFIX = "snapshot-"
+_NEW = ".new"
 _BLOB_DIR = "blobs"
 _FORMAT = 1
 
@@ -189,11 +212,18 @@ class Journal:
         path: Path,
         *,
         services: Collection[str] = DEFAULT_SERVICES,
-        fsync: bool = False,
+        fsync: str = "interval",
+        fsync_interval: float = FSYNC_INTERVAL,
+        compact_every: int = COMPACT_EVERY,
     ):
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        if fsync_interval <= 0:
+            raise ValueError(f"fsync_interval must be > 0 seconds, not {fsync_interval}")
         self.path = Path(path)
         self.services = frozenset(services)
-        self.fsync = fsync
+        self.fsync = fsync == "always"
+        self.compact_every = compact_every
         self.blob_dir = self.path / _BLOB_DIR
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.path / _LOG_NAME
@@ -208,6 +238,23 @@ class Journal:
         self._lock = threading.Lock()
         self._scanned = False
         self._blobs: set[str] = set()  # blob files the journal refers to
+        self._snapshot: str | None = None  # the snapshot file the log starts from
+        self._since_snapshot = 0  # records after it
+        self._recent_blobs: list[str] = []  # blobs of those records, while compacting
+        self._compacting: threading.Thread | None = None
+        self._retry_at = 0  # after a failed compaction, the record count to try again at
+        self._resets = 0  # moto-api/reset calls, which void a compaction under way
+        self.compactions = 0
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._unsynced: list[Path] = []  # blobs the flusher is to fsync
+        self._unsynced_lock = threading.Lock()
+        if fsync == "interval":
+            self._flusher = threading.Thread(
+                target=self._flush_every, args=(fsync_interval,), name="journal-fsync", daemon=True
+            )
+            self._flusher.start()
         # Ids as first given to clients (the journal's) <-> ids moto uses since the replay.
         self._to_live: dict[str, str] = {}
         self._to_journal: dict[str, str] = {}
@@ -223,6 +270,8 @@ class Journal:
             if not self._scanned:
                 for _meta, body in self._scan():
                     body.close()
+            # A long journal (from before compaction, or with it off) is compacted now.
+            self._maybe_compact()
 
         def journaled(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             return self._handle(app, environ, start_response)
@@ -245,6 +294,8 @@ class Journal:
                 for meta, body in self._scan():
                     try:
                         ok = self._replay_one(app, meta, body)
+                    except JournalError:
+                        raise
                     except Exception:
                         log.warning("journal: replaying %s failed", _describe(meta), exc_info=True)
                         ok = False
@@ -258,10 +309,44 @@ class Journal:
             return done
 
     def close(self) -> None:
+        self._closed.set()
+        compacting = self._compacting
+        if compacting is not None:
+            compacting.join()
+        if self._flusher is not None:
+            self._flusher.join()
         with self._lock:
             if self._log is not None:
+                if self._dirty.is_set():
+                    os.fsync(self._log.fileno())
                 self._log.close()  # also releases the flock
                 self._log = None
+
+    def _flush_every(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            if not self._dirty.is_set():
+                continue
+            # bodies first, so that a record made durable finds its body durable too
+            with self._unsynced_lock:
+                blobs, self._unsynced = self._unsynced, []
+            for blob in blobs:
+                try:
+                    blob_fd = os.open(blob, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # its request failed, or it was compacted away
+                try:
+                    os.fsync(blob_fd)
+                finally:
+                    os.close(blob_fd)
+            with self._lock:
+                self._dirty.clear()
+                if self._log is None:
+                    return
+                fd = os.dup(self._log.fileno())  # fsync outside the lock, on the same file
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # -- the middleware ---------------------------------------------------------------
 
@@ -345,10 +430,11 @@ class Journal:
         except HTTPException as exc:
             return exc(environ, start_response)
         try:
-            with self._lock:
+            with self._write_lock(_large_put(service, environ, body)) as write_lock:
                 ts = time.time()
                 with _recording() as applied:
                     response = _call(app, environ)
+                write_lock.hold()
                 if response.code < 300:
                     meta: dict[str, Any] = {
                         "v": _FORMAT,
@@ -370,7 +456,7 @@ class Journal:
                     if service == "s3":
                         meta.update(_s3_ids(meta, response))
                     if service == "moto-api":
-                        self._compact()
+                        self._reset_log()
                     else:
                         try:
                             self._append(meta, body)
@@ -384,10 +470,33 @@ class Journal:
                         else:
                             if body.blob is not None:
                                 self._blobs.add(body.blob.name)
+                                self._recent_blobs.append(body.blob.name)
                                 body.blob = None  # the record owns it now
+                            self._maybe_compact()
         finally:
             self._discard(body)
         return _buffered(response, start_response)
+
+    @contextmanager
+    def _write_lock(self, deferred: bool) -> Iterator[_WriteLock]:
+        """The lock a mutation is applied and journaled under.
+
+        A large PutObject takes it late: moto reads the body and copies it into its object
+        without it (seconds for a gigabyte, which every other write waited for), and takes
+        it the moment it first touches a bucket's keys; from then until the record is
+        appended the lock is held, so the journal's order is still the order moto applied
+        the changes in.
+        """
+        write_lock = _WriteLock(self._lock)
+        if not deferred:
+            write_lock.hold()
+        else:
+            _applying.write_lock = write_lock
+        try:
+            yield write_lock
+        finally:
+            _applying.write_lock = None
+            write_lock.release()
 
     def _translate_s3_ids(self, environ: WSGIEnvironment) -> None:
         """Let clients use both pre-restart (journal) ids and ids moto gave out since."""
@@ -434,6 +543,9 @@ class Journal:
                     if self.fsync:
                         out.flush()
                         os.fsync(out.fileno())
+                if self._flusher is not None:
+                    with self._unsynced_lock:
+                        self._unsynced.append(blob)
             except BaseException:
                 blob.unlink(missing_ok=True)
                 raise
@@ -476,8 +588,11 @@ class Journal:
         # One write per record: a crash leaves at worst one torn record, at the end.
         self._log.write(_FRAME.pack(_MAGIC, len(encoded), len(inline), crc) + encoded + inline)
         self._log.flush()
+        self._since_snapshot += 1
         if self.fsync:
             os.fsync(self._log.fileno())
+        else:
+            self._dirty.set()
 
     def _scan(self) -> Iterator[tuple[dict[str, Any], _Body]]:
         """Yield the valid records, then cut off a torn or corrupt tail and orphan blobs."""
@@ -486,6 +601,8 @@ class Journal:
         blobs: set[str] = set()
         good_end = 0
         corrupt = False
+        snapshot_name: str | None = None
+        records = 0
         with open(self.log_path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             while True:
@@ -509,6 +626,16 @@ class Journal:
                     break
                 good_end = f.tell()
                 meta = json.loads(encoded)
+                if "snapshot" in meta:
+                    if records:
+                        corrupt = True  # only ever the first record
+                        good_end -= _FRAME.size + meta_len + body_len
+                        break
+                    snapshot_name = meta["snapshot"]
+                    blobs.update(meta.get("blobs", []))
+                    yield meta, _Body(size=0)
+                    continue
+                records += 1
                 blob_name = meta.get("blob")
                 if blob_name is None:
                     yield meta, _Body(size=len(inline), inline=inline, stream=io.BytesIO(inline))
@@ -552,24 +679,157 @@ class Journal:
             # New records must follow the last good one, or the next replay stops short.
             self._log.truncate(good_end)
         if not corrupt:
-            # Bodies whose request failed, or whose record was torn, in a crash.
+            # Bodies whose request failed, or whose record was torn, in a crash; and what
+            # a compaction cut short by a crash left behind.
             for orphan in self.blob_dir.iterdir():
                 if orphan.name not in blobs:
                     orphan.unlink(missing_ok=True)
+            for path in self.path.glob(f"{_SNAPSHOT_PREFIX}*"):
+                if path.name != snapshot_name:
+                    path.unlink(missing_ok=True)
+            self.path.joinpath(_LOG_NAME + _NEW).unlink(missing_ok=True)
         self._blobs = blobs
+        self._snapshot = snapshot_name
+        self._since_snapshot = records
         self._scanned = True
 
-    def _compact(self) -> None:
+    def _reset_log(self) -> None:
         """moto-api/reset emptied moto, so nothing journaled before it matters any more."""
         if self._log is None:
             raise JournalError("journal is closed")
         self._log.truncate(0)
+        self._resets += 1
+        self._since_snapshot = self._retry_at = 0
+        if self._snapshot is not None:
+            (self.path / self._snapshot).unlink(missing_ok=True)
+            self._snapshot = None
         # Only our own: a concurrent upload may be streaming a new blob right now.
         for name in self._blobs:
             (self.blob_dir / name).unlink(missing_ok=True)
         self._blobs.clear()
         self._to_live.clear()
         self._to_journal.clear()
+
+    # -- compaction -------------------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        """Start a compaction in the background if enough records piled up (lock held)."""
+        if not self.compact_every or self._since_snapshot < self.compact_every:
+            return
+        if self._since_snapshot < self._retry_at:
+            return
+        if self._compacting is not None or self._closed.is_set():
+            return
+        self._compacting = threading.Thread(
+            target=self._compact_in_background, name="journal-compaction", daemon=True
+        )
+        self._compacting.start()
+
+    def _compact_in_background(self) -> None:
+        try:
+            self.compact()
+        except Exception:
+            log.exception("journal: compaction failed; the journal is left as it was")
+            # not at every write from now on: after as many records again
+            self._retry_at = self._since_snapshot + self.compact_every
+        finally:
+            self._compacting = None
+
+    def compact(self) -> bool:
+        """Replace the records with a snapshot of the state they built, online.
+
+        Writes are paused only while moto's state is pickled and while the records that
+        came in meanwhile are moved over. Crash-safe at every step: the new snapshot and
+        log are written beside the old ones, fsynced, then renamed over them in one step
+        (``journal.log``); until then the old pair is what a restart reads, after it the
+        new one. Return whether it compacted (not if the journal closed or moto was reset
+        meanwhile).
+        """
+        new_log = self.path / (_LOG_NAME + _NEW)
+        with self._lock:
+            if self._log is None:
+                return False
+            resets = self._resets
+            cut = self._log.tell()
+            captured = snapshot.capture(
+                self.services,
+                {"to_live": dict(self._to_live), "to_journal": dict(self._to_journal)},
+            )
+            self._recent_blobs = []
+            since_cut = self._since_snapshot
+        name = f"{_SNAPSHOT_PREFIX}{uuid.uuid4().hex}"
+        try:
+            snapshot.write_bodies(captured, self.blob_dir, fsync=True)
+            tmp = self.path / (name + _NEW)
+            with open(tmp, "wb") as f:
+                f.write(captured.data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / name)
+            _fsync_dir(self.path)
+            _crash_point("snapshot-written", self.compactions + 1)
+            marker = {
+                "v": _FORMAT,
+                "ts": time.time(),
+                "service": "snapshot",
+                "method": "LOAD",
+                "path": name,
+                "snapshot": name,
+                "blobs": captured.blobs,
+            }
+            encoded = json.dumps(marker, separators=(",", ":")).encode()
+            out: IO[bytes] = open(new_log, "wb")  # noqa: SIM115
+            try:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                out.write(
+                    _FRAME.pack(_MAGIC, len(encoded), 0, zlib.crc32(b"", zlib.crc32(encoded)))
+                )
+                out.write(encoded)
+                # Most of what came in meanwhile is copied without pausing writes; the rest
+                # (and the switch) with writes paused.
+                copied = _copy_range(self.log_path, cut, out)
+                with self._lock:
+                    if self._log is None or self._resets != resets:
+                        raise _Abandoned
+                    self._log.flush()
+                    _copy_range(self.log_path, cut + copied, out)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    _crash_point("log-written", self.compactions + 1)
+                    os.replace(new_log, self.log_path)
+                    _fsync_dir(self.path)
+                    _crash_point("log-renamed", self.compactions + 1)
+                    old_log, self._log = self._log, out
+                    out = old_log  # closed below: releases the old file's flock
+                    dropped = self._blobs - set(self._recent_blobs) - set(captured.blobs)
+                    self._blobs = set(self._recent_blobs) | set(captured.blobs)
+                    old_snapshot, self._snapshot = self._snapshot, name
+                    self._since_snapshot -= since_cut
+                    self._retry_at = 0
+                    self.compactions += 1
+                    # Removed with writes paused: a reset may not remove them twice.
+                    for blob in dropped:
+                        (self.blob_dir / blob).unlink(missing_ok=True)
+                    if old_snapshot is not None:
+                        (self.path / old_snapshot).unlink(missing_ok=True)
+            finally:
+                out.close()
+        except _Abandoned:
+            new_log.unlink(missing_ok=True)
+            (self.path / name).unlink(missing_ok=True)
+            return False
+        except BaseException:
+            new_log.unlink(missing_ok=True)
+            (self.path / name).unlink(missing_ok=True)
+            raise
+        finally:
+            captured.close()
+        log.info(
+            "journal: compacted %d records into a snapshot of %d bytes",
+            since_cut,
+            len(captured.data),
+        )
+        return True
 
     # -- replay -----------------------------------------------------------------------
 
@@ -579,6 +839,15 @@ class Journal:
                 "journal: %s has unknown format %r; skipped", _describe(meta), meta.get("v")
             )
             return False
+        if "snapshot" in meta:
+            try:
+                extra = snapshot.restore(self.path / meta["snapshot"], self.blob_dir)
+            except (OSError, snapshot.SnapshotError) as exc:
+                # The records before it are gone: going on would serve a partial state.
+                raise JournalError(f"cannot load the journal's snapshot: {exc}") from exc
+            self._to_live.update(extra.get("to_live", {}))
+            self._to_journal.update(extra.get("to_journal", {}))
+            return True
         environ = _replay_environ(meta, body, self._to_live)
         with _playback(meta):
             response = _call(app, environ)
@@ -597,6 +866,72 @@ class Journal:
                     self._to_live[old] = new
                     self._to_journal[new] = old
         return True
+
+
+class _WriteLock:
+    def __init__(self, lock: threading.Lock):
+        self.lock = lock
+        self.held = False
+
+    def hold(self) -> None:
+        if not self.held:
+            self.lock.acquire()
+            self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
+
+
+def _hold_write_lock() -> None:
+    """Take the journal's lock now, if this thread applies a large put that deferred it."""
+    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
+    if pending is not None:
+        pending.hold()
+
+
+def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
+    """A plain PutObject whose body went to a blob: the one write that takes the lock late."""
+    return (
+        service == "s3"
+        and body is not None
+        and body.blob is not None
+        and environ.get("REQUEST_METHOD") == "PUT"
+        and "HTTP_X_AMZ_COPY_SOURCE" not in environ
+        and _query_keys(environ) <= {"x-id"}
+        and _path(environ).strip("/").count("/") >= 1  # /bucket/key, not a bucket call
+    )
+
+
+class _Abandoned(Exception):
+    """The journal was closed or reset while compacting."""
+
+
+def _crash_point(step: str, compaction: int) -> None:
+    wanted, _, number = os.environ.get(CRASH_AT_ENV, "").partition("@")
+    if wanted == step and compaction == int(number or 1):
+        log.warning("journal: %s=%s: killing this process", CRASH_AT_ENV, step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_range(path: Path, start: int, out: IO[bytes]) -> int:
+    """Append ``path``'s bytes from ``start`` to its current end to ``out``; return how many."""
+    copied = 0
+    with open(path, "rb") as f:
+        f.seek(start)
+        while chunk := f.read(_CHUNK):
+            out.write(chunk)
+            copied += len(chunk)
+    return copied
 
 
 # -- request inspection ---------------------------------------------------------------
@@ -884,6 +1219,7 @@ def _install_shims() -> None:
     import moto.moto_api._internal as moto_api
 
     with _shim_lock:
+        _guard_key_stores()
         if _real_utcnow is None:
             _real_utcnow = core_utils.utcnow
         if _shared_random is None:
@@ -899,6 +1235,40 @@ def _install_shims() -> None:
                     setattr(module, attr, _shim_utcnow)
                 elif value is _shared_random:
                     setattr(module, attr, _random_shim)
+
+
+def _hash_before_locking(versions: Any) -> None:
+    """The ETag of a new object, which moto hashes when it first answers with it: over the
+    whole body, which is to be done before the lock, not under it."""
+    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
+    if pending is None or pending.held or not isinstance(versions, list):
+        return
+    for version in versions:
+        if getattr(version, "_etag", "") is None:
+            try:
+                version.etag  # noqa: B018  (computes and keeps it)
+            except ValueError:  # a disposed version: nothing to hash
+                pass
+
+
+def _guard_key_stores() -> None:
+    """Make a thread that deferred the journal's lock (a large put) take it at its first
+    touch of an S3 bucket's keys, before it reads or changes them."""
+    from moto.s3.utils import _VersionedKeyStore
+
+    if getattr(_VersionedKeyStore, "_local_aws_guarded", False):
+        return
+    for name in ("__sgetitem__", "__setitem__", "setlist", "pop"):
+        real = getattr(_VersionedKeyStore, name)
+
+        def guarded(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            if _name == "setlist" and len(args) > 2:
+                _hash_before_locking(args[2])
+            _hold_write_lock()
+            return _real(*args, **kwargs)
+
+        setattr(_VersionedKeyStore, name, guarded)
+    _VersionedKeyStore._local_aws_guarded = True  # type: ignore[attr-defined]
 
 
 @contextmanager

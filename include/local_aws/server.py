@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import socket
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,16 @@ class LocalAWS:
         region: str = "us-east-1",
         keep_sandboxes: bool = False,
         cors_origins: tuple[str, ...] = (),
+        fsync: str = "interval",
+        compact_every: int | None = None,
+        verify_signatures: dict[str, str] | None = None,
     ):
+        from local_aws.journal import COMPACT_EVERY, FSYNC_POLICIES
+
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        if compact_every is not None and compact_every < 0:
+            raise ValueError(f"compact_every must be >= 0 (0: never compact), not {compact_every}")
         if not is_loopback(host):
             if not allow_non_loopback:
                 raise ValueError(
@@ -92,12 +103,26 @@ class LocalAWS:
         self.host, self.port, self.region = host, port, region
         self.keep_sandboxes = keep_sandboxes
         self.cors_origins = tuple(cors_origins)
+        self.fsync = fsync
+        # access key id -> secret; None: any credentials work (as with moto)
+        self.verify_signatures = dict(verify_signatures) if verify_signatures is not None else None
+        self.credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        if self.verify_signatures is not None:
+            if not self.verify_signatures:
+                raise ValueError("verify_signatures needs at least one access key id and secret")
+            # local_aws's own clients and its jobs sign with a key nobody else knows
+            self.credentials = {
+                "aws_access_key_id": "LOCALAWS" + secrets.token_hex(6).upper(),
+                "aws_secret_access_key": secrets.token_urlsafe(30),
+            }
+        self.compact_every = COMPACT_EVERY if compact_every is None else compact_every
         self.admin_token = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.backend: Any = None
         self.journal: Any = None
         self._routing: Any = None
+        self._connections: Any = None
 
     @property
     def url(self) -> str:
@@ -105,14 +130,11 @@ class LocalAWS:
         return f"http://{host}:{self.port}"
 
     def start(self) -> LocalAWS:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         from local_aws import gaps, guard
         from local_aws.journal import Journal, fast_moto_routing
+        from local_aws.keepalive import Connections, KeepAliveHandler
         from local_aws.sagemaker.app import SageMakerApp
         from local_aws.sagemaker.backend import Backend
 
@@ -124,19 +146,46 @@ class LocalAWS:
         # One line per request drowns everything else; errors still show.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
-        self.journal = Journal(self.data_dir / "moto")
+        self.journal = Journal(
+            self.data_dir / "moto", fsync=self.fsync, compact_every=self.compact_every
+        )
+        started = time.perf_counter()
         replayed = self.journal.replay(moto_app)
         if replayed:
-            log.info("restored %d S3/Logs/CloudWatch/IAM changes from %s", replayed, self.data_dir)
+            log.info(
+                "restored %d S3/Logs/CloudWatch/IAM changes from %s in %.3fs",
+                replayed,
+                self.data_dir,
+                time.perf_counter() - started,
+            )
         dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(moto_app), moto_serves(moto_app)), None)
-        guarded = guard.wrap(dispatcher, token=self.admin_token, cors_origins=self.cors_origins)
-        self._server = make_server(
-            self.host, self.port, guarded, threaded=True, request_handler=MotoRequestHandler
+        verifier = None
+        if self.verify_signatures is not None:
+            from local_aws.sigv4 import Verifier
+
+            internal = self.credentials
+            verifier = Verifier(
+                {
+                    **self.verify_signatures,
+                    internal["aws_access_key_id"]: internal["aws_secret_access_key"],
+                }
+            )
+        guarded = guard.wrap(
+            dispatcher, token=self.admin_token, cors_origins=self.cors_origins, verifier=verifier
         )
+        self._server = make_server(
+            self.host, self.port, guarded, threaded=True, request_handler=KeepAliveHandler
+        )
+        self._connections = Connections()
+        self._server.local_aws_connections = self._connections  # type: ignore[attr-defined]
         self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = self._server.server_address[1]
         self.backend = Backend(
-            self.data_dir, self.url, region=self.region, keep_sandboxes=self.keep_sandboxes
+            self.data_dir,
+            self.url,
+            region=self.region,
+            keep_sandboxes=self.keep_sandboxes,
+            credentials=self.credentials,
         )
         dispatcher.sagemaker_app = SageMakerApp(self.backend)
         self._thread = threading.Thread(
@@ -152,6 +201,7 @@ class LocalAWS:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._connections.close_all()  # kept-alive ones outlive the server's loop
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.journal is not None:
@@ -172,6 +222,6 @@ class LocalAWS:
         import boto3
 
         kwargs.setdefault("region_name", self.region)
-        kwargs.setdefault("aws_access_key_id", "local")
-        kwargs.setdefault("aws_secret_access_key", "local")
+        kwargs.setdefault("aws_access_key_id", self.credentials["aws_access_key_id"])
+        kwargs.setdefault("aws_secret_access_key", self.credentials["aws_secret_access_key"])
         return boto3.session.Session().client(service, endpoint_url=self.url, **kwargs)

@@ -91,8 +91,9 @@ def isolated_moto() -> Iterator[None]:
 class Run:
     """One lifetime of the server: replay the journal, serve, stop."""
 
-    def __init__(self, journal_dir: Path):
+    def __init__(self, journal_dir: Path, **journal_options: Any):
         self.journal_dir = journal_dir
+        self.journal_options = journal_options
         self.replayed = -1
         self.replay_seconds = 0.0
         self.url = ""
@@ -107,7 +108,7 @@ class Run:
         )
 
         app = DomainDispatcherApplication(create_backend_app)
-        self.journal = Journal(self.journal_dir)
+        self.journal = Journal(self.journal_dir, **self.journal_options)
         started = time.perf_counter()
         self.replayed = self.journal.replay(app)
         self.replay_seconds = time.perf_counter() - started

@@ -41,8 +41,12 @@ class Backend:
         region: str = "us-east-1",
         spot_discount: float = 0.7,
         keep_sandboxes: bool = False,
+        credentials: dict[str, str] | None = None,
     ):
         self.data_dir = Path(data_dir)
+        # what local_aws's own clients and its jobs sign with (a key of its own when
+        # signatures are verified)
+        self.credentials = dict(credentials or LOCAL_CREDENTIALS)
         self.endpoint_url = endpoint_url
         self.region = region
         self.account_id = ACCOUNT_ID
@@ -92,7 +96,7 @@ class Backend:
                     endpoint_url=self.endpoint_url,
                     region_name=self.region,
                     config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-                    **LOCAL_CREDENTIALS,
+                    **self.credentials,
                 )
             return self._clients[service]
 
@@ -103,8 +107,8 @@ class Backend:
             "S3_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_ACCESS_KEY_ID": self.credentials["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": self.credentials["aws_secret_access_key"],
         }
 
     # -- sandboxes -------------------------------------------------------------------------

@@ -32,7 +32,13 @@ class Zygote:
     def __init__(self) -> None:
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local_aws.sagemaker.warm_child", str(child_sock.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "local_aws.sagemaker.warm_child",
+                str(child_sock.fileno()),
+                str(os.getpid()),
+            ],
             pass_fds=[child_sock.fileno()],
             stdin=subprocess.DEVNULL,
         )

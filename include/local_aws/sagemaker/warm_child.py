@@ -54,10 +54,12 @@ def _load_toolkit() -> dict[str, ModuleType]:
     }
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, parent: int | None = None) -> None:
+    # The server's pid, as it gave it: read after the toolkit's slow import, getppid()
+    # could already name init, and the zygote of a server killed meanwhile would linger.
+    parent = os.getppid() if parent is None else parent
     toolkit = _load_toolkit()
     jobs: dict[int, int] = {}  # child pid → request id
-    parent = os.getppid()
     while True:
         if os.getppid() != parent:
             return  # the server died without saying goodbye: don't linger as an orphan
@@ -97,4 +99,4 @@ def serve(sock: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    serve(socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -1,0 +1,197 @@
+"""The journal: small writes during a large upload (one lock for every write), and restart
+time after heavy churn, with compaction against without.
+
+The workload of issue 7: 40,000 small puts then 20,000 deletes (20,000 live objects after
+20,000 deletes), against a `local-aws serve` process of its own (a restart must not touch
+the shared server). Then the same data dir is restarted twice: without compaction (the
+journal replays the whole history, as before compaction existed: the baseline) and after
+compaction (a snapshot of the 20,000 live objects). Restart time is the wall time from
+starting the process to its "serving on" line, and both include the interpreter's start.
+``BENCH_JOURNAL_OBJECTS`` scales the workload down for a quick look.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Row
+
+LIVE = int(os.environ.get("BENCH_JOURNAL_OBJECTS", "20000"))
+TARGET_SECONDS = 5.0
+LARGE_MB = int(os.environ.get("BENCH_JOURNAL_LARGE_MB", "1024"))
+
+
+def _small_put_latencies(aws: Any, bucket: str, until: Any, at_least: int = 50) -> list[float]:
+    s3 = aws.client("s3")
+    latencies: list[float] = []
+    i = 0
+    while not until() or len(latencies) < at_least:
+        started = time.perf_counter()
+        s3.put_object(Bucket=bucket, Key=f"small/{i % 100}", Body=b"x")
+        latencies.append(time.perf_counter() - started)
+        i += 1
+    return latencies
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def _small_writes_during_large_upload(aws: Any) -> list[Row]:
+    """p99 of 1-byte puts while one large object goes up, against the same with nothing
+    else going on."""
+    s3 = aws.client("s3")
+    bucket = f"bench-lock-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    quiet_latencies = _small_put_latencies(aws, bucket, until=lambda: True, at_least=200)
+    quiet = _p99_ms(quiet_latencies)
+    with tempfile.TemporaryFile() as body:
+        chunk = os.urandom(1 << 20)
+        for _ in range(LARGE_MB):
+            body.write(chunk)
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                body.seek(0)
+                aws.client("s3").put_object(Bucket=bucket, Key="large", Body=body)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        uploader = threading.Thread(target=upload)
+        started = time.perf_counter()
+        uploader.start()
+        latencies = _small_put_latencies(aws, bucket, until=done.is_set)
+        uploader.join()
+        upload_seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    s3.delete_object(Bucket=bucket, Key="large")
+    during = _p99_ms(latencies)
+    return [
+        Row(
+            f"1-byte PutObject p99 during a {LARGE_MB:,} MB PutObject ({len(latencies)} puts)",
+            during,
+            "ms",
+            baseline=quiet,
+            baseline_name="with no upload",
+            target="<= 100 ms",
+            ok=during <= 100,
+        ),
+        Row(
+            "  the slowest of them",
+            max(latencies) * 1000,
+            "ms",
+            baseline=max(quiet_latencies) * 1000,
+            baseline_name="with no upload",
+        ),
+        Row(f"  the {LARGE_MB:,} MB PutObject itself", upload_seconds, "s"),
+    ]
+
+
+def _churn(server: Any, live: int, threads: int = 8) -> None:
+    clients = [server.client("s3") for _ in range(threads)]
+    clients[0].create_bucket(Bucket="churn")
+
+    def work(worker: int) -> None:
+        s3 = clients[worker]
+        for i in range(worker, 2 * live, threads):
+            s3.put_object(Bucket="churn", Key=f"k/{i:06d}", Body=f"object {i}".encode())
+        for i in range(worker, 2 * live, threads):
+            if i % 2:
+                s3.delete_object(Bucket="churn", Key=f"k/{i:06d}")
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+
+
+def _restart(data_dir: Path, *args: str) -> tuple[float, Any]:
+    from tests.conftest import ServerProcess
+
+    started = time.perf_counter()
+    server = ServerProcess(data_dir, args=args).start(timeout=3600)
+    return time.perf_counter() - started, server
+
+
+def _restored_seconds(server: Any) -> float:
+    """The replay (or snapshot load) alone, as the server logged it."""
+    for line in server.output:
+        match = re.search(r"restored \d+ .* in ([0-9.]+)s", line)
+        if match:
+            return float(match.group(1))
+    raise AssertionError(f"the server logged no restore: {server.output}")
+
+
+def _count(server: Any) -> int:
+    s3 = server.client("s3")
+    return sum(
+        page.get("KeyCount", 0)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="churn")
+    )
+
+
+def run(aws: Any) -> list[Row]:
+    return _small_writes_during_large_upload(aws) + _restart_after_churn()
+
+
+def _restart_after_churn() -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+        history = Path(tmp) / "history"
+        # the whole history in the journal: written with compaction off
+        seconds, server = _restart(history, "--compact-every", "0")
+        _churn(server, LIVE)
+        server.stop(signal.SIGKILL)
+        compacted = Path(tmp) / "compacted"
+        shutil.copytree(history, compacted)
+
+        baseline, server = _restart(history, "--compact-every", "0")
+        replay_baseline = _restored_seconds(server)
+        assert _count(server) == LIVE
+        server.stop(signal.SIGKILL)
+
+        # the first start replays the history once more and compacts it in the background
+        _, server = _restart(compacted)
+        journal = compacted / "moto"
+        deadline = time.monotonic() + 3600
+        while not list(journal.glob("snapshot-*")) or list(journal.glob("*.new")):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the journal was not compacted")
+            time.sleep(0.2)
+        server.stop(signal.SIGKILL)  # the worst case: no clean stop
+        log_bytes = (journal / "journal.log").stat().st_size
+        restart, server = _restart(compacted)
+        restore = _restored_seconds(server)
+        assert _count(server) == LIVE
+        server.stop()
+    return [
+        Row(
+            f"restart after {2 * LIVE:,} puts + {LIVE:,} deletes ({LIVE:,} live), compacted",
+            restart,
+            "s",
+            baseline=baseline,
+            baseline_name="replaying the whole history",
+            target=f"<= {TARGET_SECONDS:g} s",
+            ok=restart <= TARGET_SECONDS,
+        ),
+        Row(
+            "  of which: loading the state (snapshot + records after it)",
+            restore,
+            "s",
+            baseline=replay_baseline,
+            baseline_name="replaying every record",
+        ),
+        Row("journal.log after compaction", log_bytes / 1024, "KiB"),
+    ]

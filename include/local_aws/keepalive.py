@@ -1,0 +1,200 @@
+"""HTTP/1.1 keep-alive for the embedded server.
+
+werkzeug's development server answers every request with ``Connection: close`` and then
+reads whatever the socket still holds for 10 ms (its way to let a client see a 413), which
+would swallow the next request on a kept-alive connection. So a new TCP connection per
+request: a connect and a thread start for every boto3 call (about 0.5 ms of the 2.2 ms an
+InvokeEndpoint added). This handler keeps werkzeug's request parsing (and moto's header
+handling) and runs the WSGI app itself: it reads exactly the request's body (what the app
+left unread is drained, or the connection closed if that is large), frames the response by
+Content-Length or chunks, and keeps the connection for the client's next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.wsgi import LimitedStream
+
+log = logging.getLogger(__name__)
+
+#: A request body the app did not read is drained up to this size; past it the connection
+#: is closed instead (a 403 to a 1 GB upload should not read the gigabyte).
+DRAIN_LIMIT = 1 << 20
+#: Seconds a kept-alive connection may stay idle (its thread waits that long at most).
+IDLE_TIMEOUT = 60.0
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class KeepAliveHandler(MotoRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        connections = getattr(self.server, "local_aws_connections", None)
+        if connections is not None:
+            with connections.lock:
+                connections.add(self.connection)
+
+    def finish(self) -> None:
+        connections = getattr(self.server, "local_aws_connections", None)
+        if connections is not None:
+            with connections.lock:
+                connections.discard(self.connection)
+        super().finish()
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        self.environ = environ
+        body = environ["wsgi.input"]
+        if not environ.get("wsgi.input_terminated"):  # not chunked: exactly Content-Length
+            try:
+                length = max(int(environ.get("CONTENT_LENGTH") or 0), 0)
+            except ValueError:
+                length = 0
+                self.close_connection = True
+            body = LimitedStream(self.rfile, length)  # type: ignore[arg-type]
+            environ["wsgi.input"] = body
+            environ["wsgi.input_terminated"] = True  # the app may read to the end
+        response = _Response(self, environ)
+        try:
+            result = self.server.app(environ, response.start)
+            try:
+                for data in result:
+                    response.write(data)
+                response.finish()
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+            return
+        except Exception:
+            log.exception("local_aws: error serving %s %s", self.command, self.path)
+            if response.headers_sent:
+                self.close_connection = True  # the response cannot be completed
+                return
+            response.internal_error()
+        self._drain(body)
+
+    def _drain(self, body: Any) -> None:
+        """Read what the app left of the request, so the next request starts where it should."""
+        if self.close_connection:
+            return
+        try:
+            if isinstance(body, LimitedStream):
+                if body.limit - body._pos > DRAIN_LIMIT:  # noqa: SLF001
+                    self.close_connection = True
+                    return
+                body.exhaust()
+            else:  # chunked: to its last chunk
+                drained = 0
+                while chunk := body.read(64 << 10):
+                    drained += len(chunk)
+                    if drained > DRAIN_LIMIT:
+                        self.close_connection = True
+                        return
+        except Exception:  # a client gone mid-body, among others
+            self.close_connection = True
+
+
+class _Response:
+    """The response side of one WSGI call: status line and headers on the first write."""
+
+    def __init__(self, handler: KeepAliveHandler, environ: dict[str, Any]):
+        self.handler = handler
+        self.environ = environ
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.chunked = False
+        self.bodiless = False  # HEAD, 1xx, 204, 304: bytes written would be the next response
+        self.size = 0
+
+    def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None and self.headers_sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status, self.headers = status, list(headers)
+        return self.write
+
+    def _send_headers(self) -> None:
+        assert self.status is not None, "the app wrote before start_response"
+        handler = self.handler
+        code_text, _, reason = self.status.partition(" ")
+        code = int(code_text)
+        handler.send_response(code, reason)
+        names = set()
+        for name, value in self.headers:
+            lower = name.lower()
+            names.add(lower)
+            if lower == "connection":
+                if value.lower() == "close":
+                    handler.close_connection = True
+                continue  # hop-by-hop: ours to decide
+            handler.send_header(name, value)
+        no_body = (
+            self.environ["REQUEST_METHOD"] == "HEAD" or code < 200 or code in _NO_BODY_STATUSES
+        )
+        self.bodiless = no_body
+        if "content-length" not in names and not no_body:
+            if "transfer-encoding" not in names:
+                handler.send_header("Transfer-Encoding", "chunked")
+            self.chunked = True
+        if handler.close_connection:
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        self.headers_sent = True
+
+    def write(self, data: bytes) -> None:
+        if not self.headers_sent:
+            self._send_headers()
+        if not data or self.bodiless:
+            return
+        self.size += len(data)
+        wfile = self.handler.wfile
+        if self.chunked:
+            wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+        else:
+            wfile.write(data)
+
+    def finish(self) -> None:
+        if not self.headers_sent:
+            self._send_headers()
+        if self.chunked:
+            self.handler.wfile.write(b"0\r\n\r\n")
+        self.handler.wfile.flush()
+        code = int(str(self.status).split(" ", 1)[0])
+        self.handler.log_request(code, self.size)
+
+    def internal_error(self) -> None:
+        body = b"Internal Server Error\n"
+        self.status = "500 Internal Server Error"
+        self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        self.write(body)
+        self.finish()
+
+
+class Connections(set[socket.socket]):
+    """The open connections of a server, to close when it stops (they outlive its loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def close_all(self) -> None:
+        with self.lock:
+            sockets = list(self)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -1,0 +1,60 @@
+"""HTTP keep-alive: one TCP connection carries many requests, whatever their bodies."""
+
+from __future__ import annotations
+
+import http.client
+from typing import Any
+
+from tests.conftest import unique
+
+# Any credentials work unless --verify-signatures; a signature must be there at all.
+AUTH = (
+    "AWS4-HMAC-SHA256 Credential=local/20261207/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=0000"
+)
+
+
+def _connect(local_aws: Any) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(local_aws.host, local_aws.port, timeout=30)
+
+
+def _call(
+    conn: http.client.HTTPConnection, method: str, path: str, body: Any = None, **kw: Any
+) -> tuple[int, bytes, http.client.HTTPResponse]:
+    headers = {"Authorization": AUTH, **kw.pop("headers", {})}
+    conn.request(method, path, body=body, headers=headers, **kw)
+    response = conn.getresponse()
+    return response.status, response.read(), response
+
+
+def test_one_connection_carries_many_requests(local_aws) -> None:
+    bucket = unique("keepalive")
+    conn = _connect(local_aws)
+    try:
+        assert _call(conn, "PUT", f"/{bucket}")[0] == 200
+        sock = conn.sock
+        for i in range(5):
+            status, _, response = _call(conn, "PUT", f"/{bucket}/k{i}", body=f"body {i}".encode())
+            assert status == 200
+            assert response.getheader("Connection") != "close"
+        # a chunked request body, then a request whose body the server never reads (refused
+        # unsigned), and the connection is still in step
+        conn.request(
+            "PUT",
+            f"/{bucket}/chunked",
+            body=iter([b"chun", b"ked"]),
+            headers={"Authorization": AUTH},
+            encode_chunked=True,
+        )
+        assert conn.getresponse().read() is not None
+        conn.request("PUT", f"/{bucket}/refused", body=b"x" * 5000)  # no signature: 403
+        refused = conn.getresponse()
+        assert refused.status == 403 and b"AccessDenied" in refused.read()
+        status, _, head = _call(conn, "HEAD", f"/{bucket}/k0")  # a length, and no body
+        assert (status, head.getheader("Content-Length")) == (200, "6")
+        for i in range(5):
+            assert _call(conn, "GET", f"/{bucket}/k{i}")[1] == f"body {i}".encode()
+        assert _call(conn, "GET", f"/{bucket}/chunked")[1] == b"chunked"
+        assert conn.sock is sock  # never reconnected
+    finally:
+        conn.close()

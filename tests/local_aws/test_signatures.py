@@ -1,0 +1,174 @@
+"""--verify-signatures: SigV4 checked against configured keys, with AWS's error codes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.conftest import ServerProcess
+
+KEY_ID, SECRET = "AKIALOCALTEST", "a-secret-only-this-test-knows"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("sigv4")
+    credentials = tmp / "credentials"
+    credentials.write_text(
+        f"[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+    )
+    server = ServerProcess(
+        tmp / "data", args=("--verify-signatures", "--credentials-file", str(credentials))
+    ).start()
+    yield server
+    server.stop()
+
+
+def client(server: Any, service: str, key_id: str = KEY_ID, secret: str = SECRET) -> Any:
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
+
+
+def error_code(call: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call()
+    return str(caught.value.response["Error"]["Code"])
+
+
+def test_the_configured_key_works_for_every_protocol(server) -> None:
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="signed")
+    key = "dir/a key with spaces+plus/ünïcode~(1).txt"
+    s3.put_object(Bucket="signed", Key=key, Body=b"body", Metadata={"m": "v"})
+    assert s3.get_object(Bucket="signed", Key=key)["Body"].read() == b"body"
+    listed = s3.list_objects_v2(Bucket="signed", Prefix="dir/", MaxKeys=5)["Contents"]
+    assert [o["Key"] for o in listed] == [key]
+    presigner = boto3.session.Session().client(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        config=Config(signature_version="s3v4"),
+    )
+    url = presigner.generate_presigned_url("get_object", Params={"Bucket": "signed", "Key": key})
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"body"
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a wrong signature
+        urllib.request.urlopen(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+    assert b"SignatureDoesNotMatch" in refused.value.read()
+    # query (IAM), JSON (Logs, SageMaker)
+    role = client(server, "iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    assert role["Role"]["RoleName"] == "r"
+    logs = client(server, "logs")
+    logs.create_log_group(logGroupName="g")
+    assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["g"]
+    sm = client(server, "sagemaker")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_a_wrong_secret_or_unknown_key_gets_aws_errors(server) -> None:
+    wrong = "not-the-secret"
+    assert error_code(lambda: client(server, "s3", secret=wrong).list_buckets()) == (
+        "SignatureDoesNotMatch"
+    )
+    assert (
+        error_code(lambda: client(server, "iam", secret=wrong).list_roles())
+        == "SignatureDoesNotMatch"
+    )
+    assert (
+        error_code(lambda: client(server, "logs", secret=wrong).describe_log_groups())
+        == "SignatureDoesNotMatch"
+    )
+    assert (
+        error_code(lambda: client(server, "s3", key_id="AKIAUNKNOWN").list_buckets())
+        == "InvalidAccessKeyId"
+    )
+    assert (
+        error_code(lambda: client(server, "sagemaker", key_id="AKIAUNKNOWN").list_training_jobs())
+        == "InvalidClientTokenId"
+    )
+    assert (
+        error_code(lambda: client(server, "iam", key_id="AKIAUNKNOWN").list_roles())
+        == "InvalidClientTokenId"
+    )
+
+
+def test_a_body_changed_after_signing_is_refused(server) -> None:
+    body = json.dumps({"logGroupNamePrefix": "g"})
+    request = AWSRequest(
+        method="POST",
+        url=f"{server.url}/",
+        data=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "Logs_20140328.DescribeLogGroups",
+        },
+    )
+    SigV4Auth(Credentials(KEY_ID, SECRET), "logs", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+
+    def send(payload: str) -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+        try:
+            conn.request("POST", "/", body=payload.encode(), headers=headers)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
+
+    assert send(body)[0] == 200
+    status, error = send(json.dumps({"logGroupNamePrefix": "h"}))
+    assert (status, error["__type"]) == (403, "SignatureDoesNotMatch")
+
+
+def test_verify_signatures_needs_a_credentials_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "local_aws", "serve", "--port", "0", "--verify-signatures"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--verify-signatures needs --credentials-file" in result.stderr
+    bad = tmp_path / "credentials"
+    bad.write_text("[default]\naws_access_key_id = AKIAONLY\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "local_aws",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--verify-signatures",
+            "--credentials-file",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "[default] needs both aws_access_key_id and aws_secret_access_key" in result.stderr
