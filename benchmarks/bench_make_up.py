@@ -66,9 +66,10 @@ def settle(markers: tuple[str, ...], timeout: float = 90) -> tuple[float, int]:
 def run(aws: Any) -> list[Row]:  # noqa: ARG001 - make up starts its own local_aws
     from tests.integration.stack_kit import running_stack, wait
 
-    with tempfile.TemporaryDirectory(prefix="bench-make-up-") as tmp, running_stack(
-        Path(tmp)
-    ) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-make-up-") as tmp,
+        running_stack(Path(tmp)) as stack,
+    ):
         wait(lambda: all(stack.has_dag(d) for d in DAGS), "the three DAGs parsed", 300)
         markers = (f"AIRFLOW_HOME={stack.env['AIRFLOW_HOME']}\0", stack.env["LOCAL_AWS_DATA_DIR"])
         mb, processes = settle(markers)
