@@ -57,7 +57,10 @@ def _load_toolkit() -> dict[str, ModuleType]:
     }
     # Imports only: nothing may start a thread pool (OpenMP, BLAS work) before the forks.
     for module in builtins.preload_modules():
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a job that needs it imports it itself and fails saying why
+            pass
     return toolkit
 
 
