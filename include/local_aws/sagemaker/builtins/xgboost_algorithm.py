@@ -12,6 +12,7 @@ which ``xgboost.Booster().load_model`` reads and local_aws's model server serves
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 from local_aws.sagemaker.builtins.common import (
@@ -87,7 +88,9 @@ def train() -> None:
         raise AlgorithmError(f"ClientError: XGBoost refused the hyperparameters: {exc}") from exc
     model = base_dir() / "model"
     model.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(model / "xgboost-model"))
+    with warnings.catch_warnings():  # the name is AWS's, extension-less: UBJSON, as it warns
+        warnings.simplefilter("ignore", UserWarning)
+        booster.save_model(str(model / "xgboost-model"))
 
 
 def main() -> int:
