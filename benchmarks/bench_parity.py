@@ -3,10 +3,15 @@ time, and SageMaker Pipelines' scheduling per step."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import statistics
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Row
@@ -24,9 +29,39 @@ def _wait(describe: Any, key: str) -> dict[str, Any]:
         time.sleep(0.02)
 
 
+def _algorithm_alone(body: bytes, hyperparameters: dict[str, str]) -> float:
+    """The algorithm's own time: its training module run in this process on a local copy of
+    the job's /opt/ml (the same CSV parsing, rounds with the per-round train evaluation it
+    logs, model save), i.e. the job minus what local_aws adds (API, S3, process, logs)."""
+    from local_aws.sagemaker.builtins import xgboost_algorithm
+
+    with tempfile.TemporaryDirectory(prefix="bench-opt-ml-") as base:
+        config = Path(base, "input/config")
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (config / "inputdataconfig.json").write_text(
+            json.dumps({"train": {"ContentType": "text/csv"}})
+        )
+        Path(base, "input/data/train").mkdir(parents=True)
+        Path(base, "input/data/train/data.csv").write_bytes(body)
+        saved = os.environ.get("SAGEMAKER_BASE_DIR")
+        os.environ["SAGEMAKER_BASE_DIR"] = base
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                started = time.perf_counter()
+                code = xgboost_algorithm.main()
+                elapsed = time.perf_counter() - started
+        finally:
+            if saved is None:
+                os.environ.pop("SAGEMAKER_BASE_DIR", None)
+            else:
+                os.environ["SAGEMAKER_BASE_DIR"] = saved
+    assert code == 0
+    return elapsed
+
+
 def builtin_xgboost(aws: Any, repeats: int = 3) -> Row:
     import numpy as np
-    import xgboost as xgb
 
     s3, sm = aws.client("s3"), aws.client("sagemaker")
     bucket = f"bench-xgb-{uuid.uuid4().hex[:8]}"
@@ -37,9 +72,11 @@ def builtin_xgboost(aws: Any, repeats: int = 3) -> Row:
     body = "\n".join(
         f"{int(label)}," + ",".join(f"{v:.6f}" for v in row)
         for row, label in zip(x, y, strict=True)
-    )
-    s3.put_object(Bucket=bucket, Key="train/data.csv", Body=body.encode())
-    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.2}
+    ).encode()
+    s3.put_object(Bucket=bucket, Key="train/data.csv", Body=body)
+    hyperparameters = {"objective": "binary:logistic", "max_depth": "4", "eta": "0.2"}
+    hyperparameters["num_round"] = str(ROUNDS)
+    _algorithm_alone(body, hyperparameters)  # its imports, paid once as the warm trainer does
 
     totals, alone = [], []
     for i in range(repeats):
@@ -49,7 +86,7 @@ def builtin_xgboost(aws: Any, repeats: int = 3) -> Row:
             TrainingJobName=name,
             AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
             RoleArn=ROLE,
-            HyperParameters={**{k: str(v) for k, v in params.items()}, "num_round": str(ROUNDS)},
+            HyperParameters=hyperparameters,
             InputDataConfig=[
                 {
                     "ChannelName": "train",
@@ -66,17 +103,14 @@ def builtin_xgboost(aws: Any, repeats: int = 3) -> Row:
         job = _wait(lambda n=name: sm.describe_training_job(TrainingJobName=n), "TrainingJobStatus")
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         totals.append(time.perf_counter() - started)
-        # the algorithm's own time: the same rounds on the same rows, in this process
-        started = time.perf_counter()
-        xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=ROUNDS)
-        alone.append(time.perf_counter() - started)
+        alone.append(_algorithm_alone(body, hyperparameters))
     overhead = statistics.median(totals) - statistics.median(alone)
     return Row(
         f"built-in XGBoost job overhead ({ROWS:,} rows, {ROUNDS} rounds)",
         overhead,
         "s",
         baseline=statistics.median(alone),
-        baseline_name="xgboost.train in-process",
+        baseline_name="the algorithm in-process",
         target="<= 1 s beyond the algorithm",
         ok=overhead <= 1.0,
     )

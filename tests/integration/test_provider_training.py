@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.algokit import LINEAR_LEARNER_IMAGE, channel, csv_with_label, make_data
+from tests.algokit import training_request as algorithm_request
 from tests.conftest import unique
-from tests.integration.provider_kit import run_dag
+from tests.integration.provider_kit import run_dag, xcom
 from tests.jobkit import training_request, upload_source
 
 TRAIN = """
@@ -72,3 +74,32 @@ def test_failed_training_fails_the_task_with_the_reason(aws_conn, s3, bucket, ca
     )
     assert run.state == "failed"
     assert "no fraud labels in input" in capfd.readouterr().out
+
+
+def test_training_operator_runs_a_builtin_algorithm_by_its_image(aws_conn, sm, s3, bucket):
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+
+    for name, (x, y) in {"train": make_data(200, 1), "validation": make_data(60, 2)}.items():
+        s3.put_object(Bucket=bucket, Key=f"ll/{name}/data.csv", Body=csv_with_label(x, y))
+    name = unique("op-linear-learner")
+    config = algorithm_request(
+        name,
+        LINEAR_LEARNER_IMAGE,
+        f"s3://{bucket}/out",
+        [channel(c, f"s3://{bucket}/ll/{c}/", "text/csv") for c in ("train", "validation")],
+        predictor_type="binary_classifier",
+        epochs="5",
+    )
+    run = run_dag(
+        "t_training_builtin",
+        lambda: SageMakerTrainingOperator(
+            task_id="train", config=config, aws_conn_id=aws_conn, check_interval=1, print_log=False
+        ),
+    )
+    assert run.state == "success"
+    described = xcom(run, "train")["Training"]
+    assert described["ModelArtifacts"]["S3ModelArtifacts"] == (
+        f"s3://{bucket}/out/{name}/output/model.tar.gz"
+    )
+    metrics = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert metrics["validation:binary_classification_accuracy"] > 0.85

@@ -7,9 +7,9 @@ import io
 import tarfile
 from typing import Any
 
-import numpy as np
 import pytest
 
+from tests.algokit import csv_with_label, make_data
 from tests.conftest import ROLE_ARN, unique, wait_for
 from tests.jobkit import endpoint_config_request
 
@@ -17,20 +17,6 @@ XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:
 # the model server parses CSV as float32 before predict: in-process scores use the same
 # values, and are compared to a relative 1e-5 (float32 scores printed and parsed back)
 TOLERANCE = 1e-5
-
-
-def make_data(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 4)).astype(np.float32)
-    y = (x[:, 0] - 0.5 * x[:, 1] + 0.1 * rng.normal(size=rows) > 0).astype(np.float32)
-    return x, y
-
-
-def csv_with_label(x: np.ndarray, y: np.ndarray) -> bytes:
-    return "".join(
-        f"{int(label)}," + ",".join(repr(float(v)) for v in row) + "\n"
-        for row, label in zip(x, y, strict=True)
-    ).encode()
 
 
 def training_request(name: str, bucket: str, **hps: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The SageMaker SDK v3's ModelTrainer, unchanged, pointed at local_aws by environment only.
 
 With ``SourceCode`` the SDK runs its own driver (``/bin/bash -c ... sm_train.sh`` under
-/opt/ml/input/data/sm_drivers, hard-coding /opt/ml paths) as the ContainerEntrypoint.
+/opt/ml/input/data/sm_drivers, hard-coding /opt/ml paths) as the ContainerEntrypoint; with
+a built-in algorithm's image (``image_uris.retrieve("knn", ...)``) and no source code, the
+algorithm trains. (SDK v3 has no ``Estimator``: ModelTrainer is its training interface.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.algokit import csv_with_label, make_data, tar_members
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
 from tests.jobkit import log_lines
 
@@ -97,3 +100,47 @@ def test_model_trainer_with_source_code_runs_the_sdks_own_driver(
     logged = log_lines(logs, "/aws/sagemaker/TrainingJobs", job.training_job_name)
     assert any("Running Basic Script driver" in line for line in logged), logged
     assert any("train_loss=0.2500" in line for line in logged), logged
+
+
+@pytest.mark.parametrize(
+    "algorithm, hyperparameters, metric",
+    [
+        ("knn", {"feature_dim": 4, "k": 5, "predictor_type": "classifier", "sample_size": 500}, "test:accuracy"),
+        ("linear-learner", {"predictor_type": "binary_classifier", "epochs": 5}, "test:binary_classification_accuracy"),
+    ],
+)  # fmt: skip
+def test_model_trainer_with_a_builtin_algorithms_image_and_no_script(
+    sdk_environment, local_aws, s3, bucket, algorithm, hyperparameters, metric
+):
+    from sagemaker.core import image_uris
+    from sagemaker.core.training.configs import Compute, InputData
+    from sagemaker.train import ModelTrainer
+
+    for name, (x, y) in {"train": make_data(200, 1), "test": make_data(60, 2)}.items():
+        s3.put_object(Bucket=bucket, Key=f"algo/{name}/data.csv", Body=csv_with_label(x, y))
+    trainer = ModelTrainer(
+        training_image=image_uris.retrieve(algorithm, local_aws.region, "1"),
+        role=ROLE_ARN,
+        compute=Compute(instance_type="ml.m5.large", instance_count=1),
+        hyperparameters=hyperparameters,
+        base_job_name=unique(algorithm),
+    )
+    trainer.train(
+        input_data_config=[
+            InputData(
+                channel_name=name,
+                data_source=f"s3://{bucket}/algo/{name}/",
+                content_type="text/csv",
+            )
+            for name in ("train", "test")
+        ],
+        wait=True,
+        logs=False,
+    )
+    job = trainer._latest_training_job
+    assert job.training_job_status == "Completed", job.failure_reason
+    members = list(tar_members(s3, job.model_artifacts.s3_model_artifacts))
+    assert members == ["model_algo-1"]
+    # the algorithm's own metric, with no MetricDefinitions given
+    final = {m.metric_name: m.value for m in job.final_metric_data_list}
+    assert final[metric] > 0.85

@@ -200,8 +200,10 @@ class Job(threading.Thread):
         logs: LogStream,
         on_line: Callable[[str], None] | None = None,
         timeout: float | None = None,
+        warm_module: str | None = None,
     ) -> tuple[int, list[str]]:
-        """Run ``cmd`` (None: the warm training toolkit), stream its output.
+        """Run ``cmd`` (None: forked from the warm trainer: the training toolkit, or the
+        ``main()`` of ``warm_module``), stream its output.
 
         Returns the exit code and the last lines of output.
         """
@@ -210,7 +212,7 @@ class Job(threading.Thread):
         proc: subprocess.Popen[str] | WarmProcess
         host_opt_ml = HostOptMl.watch()
         if cmd is None:
-            proc = WarmProcess(env, cwd, sandbox=self.sandbox)
+            proc = WarmProcess(env, cwd, sandbox=self.sandbox, module=warm_module)
         else:
             proc = spawn(cmd, cwd=cwd, env=env, sandbox=self.sandbox)
         with self._proc_lock:

@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_aws.sagemaker import images, s3io
+from local_aws.sagemaker import builtins, images, s3io
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.jobs import base_env, spawn, stop_group
 
@@ -154,7 +154,7 @@ class ModelServer:
     # -- start ---------------------------------------------------------------------------------
     def start(self) -> ModelServer:
         """Fetch the artifacts, start the server and wait (bounded) until /ping answers 200."""
-        reason = images.unsupported_reason(self.container.get("Image", ""))
+        reason = images.unsupported_reason(self.container.get("Image", ""), algorithms=True)
         if not self.container.get("Image"):
             reason = (
                 "ClientError: the model's container has no Image (local_aws does not resolve "
@@ -180,6 +180,9 @@ class ModelServer:
         env.update(self.container.get("Environment") or {})
         env.update(self.extra_env)
         args = ["--model-dir", str(model_dir)]
+        algorithm = builtins.for_model(self.container.get("Image", ""))
+        if algorithm is not None and algorithm.serving:
+            args += ["--algorithm", algorithm.serving]
         started = time.monotonic()
         uri = self.container.get("ModelDataUrl")
         source = (self.container.get("ModelDataSource") or {}).get("S3DataSource")

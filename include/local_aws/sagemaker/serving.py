@@ -448,6 +448,31 @@ class ModelService:
         return 200, json.dumps(EXECUTION_PARAMETERS).encode(), JSON
 
 
+class AlgorithmModelService:
+    """A built-in algorithm's model (k-NN, Linear Learner) with the algorithm's own handlers:
+    :mod:`local_aws.sagemaker.builtins.serving`."""
+
+    def __init__(self, module: str, model_dir: Path) -> None:
+        from local_aws.sagemaker.builtins.serving import AlgorithmService
+
+        self.algorithm = AlgorithmService(module, str(model_dir))
+
+    def resolve_accept(self, accept: str | None, content_type: str) -> str:
+        return self.algorithm.resolve_accept(accept, content_type)
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+        from local_aws.sagemaker.builtins.serving import BadRequest
+
+        try:
+            data, served_type = self.algorithm.predict(body, content_type, accept)
+        except BadRequest as e:
+            raise HTTPError(e.status, str(e)) from e
+        return 200, data, served_type
+
+    def execution_parameters(self) -> tuple[int, bytes, str]:
+        return 200, json.dumps(EXECUTION_PARAMETERS).encode(), JSON
+
+
 def _unsupported(error: UnsupportedFormatError) -> str:
     return " ".join(str(getattr(error, "message", error)).split())
 
@@ -584,7 +609,9 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], service: ModelService) -> None:
+    def __init__(
+        self, address: tuple[str, int], service: ModelService | AlgorithmModelService
+    ) -> None:
         self.service = service
         self._idle = 0
         self._idle_lock = threading.Lock()
@@ -724,12 +751,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("SAGEMAKER_PROGRAM") or None,
         help="inference script in the code directory (default: $SAGEMAKER_PROGRAM)",
     )
+    parser.add_argument(
+        "--algorithm",
+        default=None,
+        help="a built-in algorithm's serving module (k-NN, Linear Learner): its own handlers",
+    )
     return parser.parse_args(argv)
 
 
-def load_service(model_dir: Path, code_dir: str | None, program: str | None) -> ModelService:
+def load_service(
+    model_dir: Path, code_dir: str | None, program: str | None, algorithm: str | None = None
+) -> ModelService | AlgorithmModelService:
     if not model_dir.is_dir():
         raise SetupError(f"model dir {model_dir} does not exist")
+    if algorithm:
+        return AlgorithmModelService(algorithm, model_dir)
     entry_point = find_entry_point(model_dir, code_dir, program)
     module = None
     if entry_point is not None:
@@ -762,7 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     server: Server | None = None
     try:
         try:
-            service = load_service(Path(args.model_dir).resolve(), args.code_dir, args.program)
+            service = load_service(
+                Path(args.model_dir).resolve(), args.code_dir, args.program, args.algorithm
+            )
             server = Server((args.host, args.port), service)
         except Terminated:
             raise

@@ -7,12 +7,11 @@ import json
 import math
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from local_aws.sagemaker import api, builtin_xgboost, images, s3io, warm
+from local_aws.sagemaker import api, builtins, images, s3io, warm
 from local_aws.sagemaker.api import (
     create_record,
     list_page,
@@ -122,14 +121,9 @@ def _check_request(p: dict[str, Any]) -> None:
             )
 
 
-def builtin_algorithm(job: dict[str, Any]) -> bool:
-    """The XGBoost image with no script and no entrypoint: SageMaker's built-in algorithm."""
-    algo = job["AlgorithmSpecification"]
-    return (
-        images.repository(algo.get("TrainingImage", "")) == "sagemaker-xgboost"
-        and "sagemaker_program" not in job.get("HyperParameters", {})
-        and not algo.get("ContainerEntrypoint")
-    )
+def builtin_algorithm(job: dict[str, Any]) -> builtins.Algorithm | None:
+    """The built-in algorithm the job runs (by its image, with no script), if any."""
+    return builtins.for_job(job["AlgorithmSpecification"], job.get("HyperParameters", {}))
 
 
 def _entrypoint(job: dict[str, Any]) -> list[str]:
@@ -203,7 +197,7 @@ class TrainingJob(Job):
             for d in job["AlgorithmSpecification"].get("MetricDefinitions", [])
         ]
         image = job["AlgorithmSpecification"].get("TrainingImage", "")
-        reason = images.unsupported_reason(image)
+        reason = images.unsupported_reason(image, algorithms=True)
         if reason:
             raise JobEnded("Failed", reason)
         if job["AlgorithmSpecification"].get("TrainingInputMode", "File") == "Pipe":
@@ -211,11 +205,12 @@ class TrainingJob(Job):
                 "Failed", "ClientError: local_aws supports the File and FastFile input modes"
             )
         hps = job.get("HyperParameters", {})
-        if builtin_algorithm(job):
+        algorithm = builtin_algorithm(job)
+        if algorithm:  # its own metrics, with no MetricDefinitions needed
             defined = {d[0] for d in self._definitions}
             self._definitions += [
                 (d["Name"], re.compile(d["Regex"]))
-                for d in builtin_xgboost.metric_definitions()
+                for d in algorithm.metric_definitions()
                 if d["Name"] not in defined
             ]
         elif "sagemaker_program" not in hps and not _entrypoint(job):
@@ -297,9 +292,12 @@ class TrainingJob(Job):
                 **job.get("Environment", {}),
             }
         )
-        cmd = None  # fork the toolkit (sagemaker_training.cli.train) from the warm server
-        if builtin_algorithm(job):
-            cmd = [sys.executable, "-m", builtin_xgboost.__name__]
+        # None: forked from the warm trainer, which has the toolkit (sagemaker_training.cli.train)
+        # and the built-in algorithms' libraries imported
+        cmd = None
+        algorithm = builtin_algorithm(job)
+        if algorithm:
+            pass
         elif _entrypoint(job):
             # the image's command as the request overrides it (the SDK v3's ModelTrainer
             # runs its own driver, sm_train.sh, this way)
@@ -318,6 +316,7 @@ class TrainingJob(Job):
                 logs=logs,
                 on_line=self._parse_metrics,
                 timeout=timeout,
+                warm_module=algorithm.module if algorithm else None,
             )
         finally:
             self.run_seconds += time.monotonic() - started
@@ -327,7 +326,7 @@ class TrainingJob(Job):
         if not_started:
             raise JobEnded("Failed", not_started)
         failure = base / "output" / "failure"
-        if code != 0 and builtin_algorithm(job) and failure.is_file():
+        if code != 0 and algorithm and failure.is_file():
             # the algorithm tells a ClientError (bad input) from its own failure
             text = failure.read_text(errors="replace").strip()
             if text.startswith("ClientError:"):

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws.sagemaker import builtin_xgboost, experiments, training, tuning_strategies
+from local_aws.sagemaker import builtins, experiments, training, tuning_strategies
 from local_aws.sagemaker.api import (
     create_record,
     list_page,
@@ -132,13 +132,9 @@ def plan_for(p: dict[str, Any]) -> Plan:
     metric = objective["MetricName"]
     algorithm = definition["AlgorithmSpecification"]
     defined = [d["Name"] for d in algorithm.get("MetricDefinitions", [])]
-    if training.builtin_algorithm(
-        {
-            "AlgorithmSpecification": algorithm,
-            "HyperParameters": definition.get("StaticHyperParameters", {}),
-        }
-    ):  # the algorithm's own metrics need no definitions
-        defined += [d["Name"] for d in builtin_xgboost.metric_definitions()]
+    builtin = builtins.for_job(algorithm, definition.get("StaticHyperParameters", {}))
+    if builtin:  # the algorithm's own metrics need no definitions
+        defined += [d["Name"] for d in builtin.metric_definitions()]
     if metric not in defined:
         raise ValidationException(
             f"The objective metric {metric!r} is not defined in "

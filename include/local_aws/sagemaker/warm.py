@@ -1,10 +1,12 @@
-"""A warm SageMaker training toolkit: training jobs fork from a process that imported it.
+"""A warm trainer: training jobs fork from a process that imported what they run.
 
-Importing the toolkit costs most of a second (boto3; paramiko through its MPI runner);
-paid by every job it would dominate short ones. So one helper process per server (the
-"zygote", :mod:`local_aws.sagemaker.warm_child`) imports it once and forks a child per
-job, with the job's environment, working directory, session and stdout: the same toolkit
-code as a cold ``python -m sagemaker_training.cli.train``, minus the imports.
+Importing the SageMaker training toolkit costs most of a second (boto3; paramiko through its
+MPI runner), the built-in algorithms' libraries (NumPy, pandas, scikit-learn, XGBoost) a
+few more; paid by every job it would dominate short ones. So one helper process per server
+(the "zygote", :mod:`local_aws.sagemaker.warm_child`) imports them once and forks a child
+per job, with the job's environment, working directory, session and stdout: the same code
+as a cold ``python -m sagemaker_training.cli.train`` (or ``python -m <algorithm>``), minus
+the imports.
 
 The server talks to the zygote over a datagram socketpair: a request carries the path of
 a JSON spec and, as SCM_RIGHTS, the write end of the job's output pipe; replies carry
@@ -136,12 +138,12 @@ class WarmProcess:
     Thread-safe: the job thread and a stopping thread may wait on it at the same time.
     """
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, sandbox: Path):
+    def __init__(self, env: dict[str, str], cwd: Path, *, sandbox: Path, module: str | None = None):
         spec = cwd / ".toolkit-spec.json"
         # the job's environment: readable by the server's user alone
         fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"env": env, "cwd": str(cwd), "sandbox": str(sandbox)}, fh)
+            json.dump({"env": env, "cwd": str(cwd), "sandbox": str(sandbox), "module": module}, fh)
         read_fd, write_fd = os.pipe()
         self._zygote = zygote()
         try:

@@ -1,4 +1,5 @@
-"""The toolkit zygote: imports the SageMaker training toolkit once, forks one child per job.
+"""The trainer zygote: imports the SageMaker training toolkit and the built-in algorithms'
+libraries once, forks one child per job.
 
 Run by :mod:`local_aws.sagemaker.warm` as ``python -m local_aws.sagemaker.warm_child FD``.
 The zygote lives in a mount namespace of its own with an empty /opt/ml (importing the
@@ -15,7 +16,7 @@ import socket
 import sys
 from types import ModuleType
 
-from local_aws.sagemaker import private_opt_ml
+from local_aws.sagemaker import builtins, private_opt_ml
 
 
 def _run_job(toolkit: dict[str, ModuleType], spec_path: str, output_fd: int) -> int:
@@ -32,6 +33,8 @@ def _run_job(toolkit: dict[str, ModuleType], spec_path: str, output_fd: int) -> 
     os.environ.clear()
     os.environ.update(spec["env"])
     os.chdir(spec["cwd"])
+    if spec.get("module"):  # a built-in algorithm: its main() reads /opt/ml at call time
+        return int(importlib.import_module(spec["module"]).main())
     # The toolkit reads SAGEMAKER_BASE_DIR into module constants at import: re-read them.
     importlib.reload(toolkit["environment"])
     importlib.reload(toolkit["intermediate_output"])
@@ -48,10 +51,17 @@ def _load_toolkit() -> dict[str, ModuleType]:
         private_opt_ml.enter(None)
     except OSError:
         pass  # every job's child tries again and logs why it could not
-    return {
+    toolkit = {
         name: importlib.import_module(f"sagemaker_training.{name}")
         for name in ("environment", "intermediate_output", "trainer")
     }
+    # Imports only: nothing may start a thread pool (OpenMP, BLAS work) before the forks.
+    for module in builtins.preload_modules():
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a job that needs it imports it itself and fails saying why
+            pass
+    return toolkit
 
 
 def serve(sock: socket.socket, parent: int | None = None) -> None:
