@@ -12,7 +12,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import admin, unique, wait_for
-from tests.jobkit import log_lines, training_request, upload_source, wait_until_training
+from tests.jobkit import (
+    TRAINING_LOGS,
+    log_lines,
+    training_request,
+    upload_source,
+    wait_until_training,
+)
 
 TRAIN = """
 import argparse, json, os, sys
@@ -274,12 +280,13 @@ print(f"resuming from epoch {start}", flush=True)
 for epoch in range(start, 6):
     open(path, "w").write(str(epoch + 1))
     print(f"epoch {epoch} done", flush=True)
-    time.sleep(0.5)
+    if start == 0 and epoch == 1:
+        time.sleep(120)  # the first run waits here to be interrupted (the test does it)
 open(os.path.join(os.environ["SM_MODEL_DIR"], "started_at.txt"), "w").write(str(start))
 """
 
 
-def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
+def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, logs, bucket):
 
     source = upload_source(s3, bucket, "code/spot.tar.gz", {"train.py": SPOT})
     name = unique("train-spot")
@@ -293,7 +300,11 @@ def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
     request["StoppingCondition"] = {"MaxRuntimeInSeconds": 120, "MaxWaitTimeInSeconds": 300}
     sm.create_training_job(**request)
     wait_until_training(sm, name)
-    time.sleep(1.8)  # a few epochs in
+    # two epochs checkpointed (a condition, not a time: the machine may be slow)
+    deadline = time.monotonic() + 120
+    while "epoch 1 done" not in _lines(logs, name):
+        assert time.monotonic() < deadline, "the job never finished its second epoch"
+        time.sleep(0.2)
     admin(local_aws, f"/_local_aws/faults/training-jobs/{name}/interrupt-spot")
     job = wait_for(lambda: sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus")
 
@@ -308,6 +319,13 @@ def test_spot_interruption_resumes_from_checkpoint(local_aws, sm, s3, bucket):
     assert s3.list_objects_v2(Bucket=bucket, Prefix=f"checkpoints/{name}/")["KeyCount"] == 1
     # Spot is billed at a discount: billable time is well under the time the job took.
     assert job["BillableTimeInSeconds"] < job["TrainingTimeInSeconds"]
+
+
+def _lines(logs, name: str) -> list[str]:
+    try:
+        return log_lines(logs, TRAINING_LOGS, name)
+    except logs.exceptions.ResourceNotFoundException:
+        return []  # nothing logged yet
 
 
 def test_checkpoint_path_outside_opt_ml_is_rejected(sm, bucket):
