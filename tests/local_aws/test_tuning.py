@@ -359,7 +359,7 @@ def test_stop_stops_the_children(sm, source):
     job = wait_tuning(sm, name, timeout=30)
 
     assert job["HyperParameterTuningJobStatus"] == "Stopped"
-    assert time.monotonic() - started < 15  # the children did not sleep their 60 s out
+    assert time.monotonic() - started < 45  # the children did not sleep their 60 s out
     summaries = children(sm, name)
     assert len(summaries) == 2  # nothing launched after the stop
     assert {s["TrainingJobStatus"] for s in summaries} == {"Stopped"}
