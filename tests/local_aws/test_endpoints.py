@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -384,6 +385,43 @@ def test_variant_fault_is_a_model_error_counted_in_cloudwatch(
     assert total("ModelLatency", "Maximum") >= 100_000  # microseconds, as SageMaker reports
     assert total("OverheadLatency", "SampleCount") >= 6
     assert total("Invocation4XXErrors") == 0
+
+
+def test_a_metric_read_sees_every_call_made_before_it_in_its_second(
+    runtime, cloudwatch, served
+):
+    """A canary analysis reads right after its bake: the datapoints must be in already
+    (local_aws publishes them before the read), each stamped with the second of its call."""
+    start = math.floor(time.time()) + 1
+    wait_for_clock(start)  # no call of an earlier test shares a second with these
+    for _ in range(7):
+        predict(runtime, served)
+    end = time.time()
+    wait_for_clock(math.floor(end) + 1)  # the last second is over: nothing more lands in it
+
+    def read(begin: float, until: float) -> list[dict[str, Any]]:
+        return cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName="Invocations",
+            Dimensions=[
+                {"Name": "EndpointName", "Value": served},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ],
+            StartTime=begin,
+            EndTime=until,
+            Period=1,
+            Statistics=["Sum"],
+        )["Datapoints"]
+
+    points = read(start, math.floor(end) + 1)  # the first read, no waiting for a flush
+    assert sum(p["Sum"] for p in points) == 7
+    for point in points:
+        assert start <= point["Timestamp"].timestamp() <= end
+
+
+def wait_for_clock(at: float) -> None:
+    while time.time() < at:
+        time.sleep(min(0.05, max(0.0, at - time.time())))
 
 
 def test_duplicate_and_missing_resources_get_sagemakers_errors(sm, runtime, artifacts, served):
