@@ -13,7 +13,9 @@ import os
 import select
 import socket
 import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from local_aws.sagemaker import private_opt_ml
 
@@ -54,8 +56,14 @@ def _load_toolkit() -> dict[str, ModuleType]:
     }
 
 
-def serve(sock: socket.socket) -> None:
-    toolkit = _load_toolkit()
+def serve(
+    sock: socket.socket,
+    load: Callable[[], Any] = _load_toolkit,
+    run: Callable[[Any, str, int], int] = _run_job,
+) -> None:
+    """Answer fork requests until told to stop: ``load()`` once, then per request a child
+    that runs ``run(loaded, spec_path, output_fd)`` and exits with its code."""
+    toolkit = load()
     jobs: dict[int, int] = {}  # child pid → request id
     parent = os.getppid()
     while True:
@@ -77,7 +85,7 @@ def serve(sock: socket.socket) -> None:
                 sock.close()
                 code = 1
                 try:
-                    code = _run_job(toolkit, request["spec"], fds[0])
+                    code = run(toolkit, request["spec"], fds[0])
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()
