@@ -55,6 +55,18 @@ def _action(environ: dict[str, Any]) -> str:
     return (_form(environ).get("Action") or [""])[0]
 
 
+def operation(environ: dict[str, Any]) -> str:
+    """The action of a signed call in any protocol botocore speaks: the Smithy RPC v2 path
+    (``/service/<Service>/operation/<Action>``, CloudWatch's CBOR), the JSON target header
+    or the query form's ``Action`` (the body is put back); "" for REST calls."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/service/") and "/operation/" in path:
+        return path.rsplit("/", 1)[-1]
+    if _is_form(environ) or "HTTP_X_AMZ_TARGET" in environ:
+        return _action(environ)
+    return ""
+
+
 def error(
     environ: dict[str, Any],
     start_response: Callable[..., Any],

@@ -3,6 +3,11 @@
 Requests are routed by the SigV4 credential scope in the Authorization header: scope
 ``sagemaker`` (SageMaker and SageMaker Runtime both sign with it) goes to our app, every
 other service to moto's server app, unmodified, behind a journal that persists it.
+
+One thing happens on the way to moto: a CloudWatch metric read (GetMetricStatistics,
+GetMetricData) first publishes the endpoint invocation metrics local_aws has counted in
+memory, so a reader sees every call made before it asked, as on AWS once the period's
+datapoints are in.
 """
 
 from __future__ import annotations
@@ -19,21 +24,26 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local_aws.gaps import signing_service
+from local_aws.gaps import operation, signing_service
 
 log = logging.getLogger(__name__)
 
+METRIC_READS = frozenset({"GetMetricStatistics", "GetMetricData"})
+
 
 class Dispatcher:
-    def __init__(self, moto_app: Any, sagemaker_app: Any):
+    def __init__(self, moto_app: Any, sagemaker_app: Any, before_metric_read: Any = None):
         self.moto_app = moto_app
         self.sagemaker_app = sagemaker_app
+        self.before_metric_read = before_metric_read
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if signing_service(environ) == "sagemaker" or environ.get("PATH_INFO", "").startswith(
-            "/_local_aws/"
-        ):
+        service = signing_service(environ)
+        if service == "sagemaker" or environ.get("PATH_INFO", "").startswith("/_local_aws/"):
             return self.sagemaker_app(environ, start_response)
+        reads_metrics = service == "monitoring" and operation(environ) in METRIC_READS
+        if reads_metrics and self.before_metric_read is not None:
+            self.before_metric_read()
         return self.moto_app(environ, start_response)
 
 
@@ -188,6 +198,14 @@ class LocalAWS:
             credentials=self.credentials,
         )
         dispatcher.sagemaker_app = SageMakerApp(self.backend)
+        backend = self.backend
+
+        def flush_endpoint_metrics() -> None:
+            from local_aws.sagemaker.runtime import flush_metrics
+
+            flush_metrics(backend)
+
+        dispatcher.before_metric_read = flush_endpoint_metrics
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="local-aws", daemon=True
         )

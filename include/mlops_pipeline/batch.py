@@ -6,7 +6,8 @@ S3 layout of one day (``D`` = YYYY-MM-DD)::
     <raw_prefix>/dt=D/part-*.csv, _SUCCESS      the input (datagen writes the marker last)
     <batch_prefix>/staging/dt=D/<transform job>/ the transform's output, before validation
     <predictions_prefix>/dt=D/part-00000.csv     published: transaction_id,score,model_version
-    <predictions_prefix>/dt=D/_manifest.json     model package, row counts, checksums, run id
+    <predictions_prefix>/dt=D/_manifest.json     model package, row counts, checksums
+                                                 (the run id: S3 metadata, x-amz-meta-run-id)
     <batch_prefix>/drift/dt=D/drift.json         the day's PSI report
 
 The transform job is named from the date and a hash of the model package and the input
@@ -282,21 +283,24 @@ class _RawStream(io.RawIOBase):
         return len(data)
 
 
+RUN_ID_METADATA = "run-id"  # S3 user metadata of the published objects: who wrote them
+
+
 def manifest(
     *,
     partition: str,
-    run_id: str,
     package: Mapping[str, Any],
     transform_job: str,
     input_uri: str,
     files: Sequence[tuple[str, CheckedOutput]],
 ) -> bytes:
-    """The published day's manifest, as bytes: no clock in it, so a rerun of the same run
-    writes the same bytes."""
+    """The published day's manifest, as bytes: what was scored, by which model, and the
+    output's checksums. Nothing that differs between runs goes in (no clock, no run id: the
+    run that wrote it is the object's ``run-id`` metadata), so a rerun or a backfill of a
+    date under a new run id writes the same bytes."""
     rows = sum(checked.rows for _, checked in files)
     document = {
         "partition": partition,
-        "run_id": run_id,
         "model_package_arn": package["ModelPackageArn"],
         "model_version": model_version(package),
         "transform_job": transform_job,

@@ -207,10 +207,11 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "tuning_max_jobs": 4,
         "tuning_max_parallel": 2,
         "static_hyperparameters": {**DEFAULT_STATIC_HYPERPARAMETERS, "nthread": "1"},
-        # model_deploy: local_aws publishes endpoint metrics every 3 s, at any period
+        # model_deploy: local_aws stamps endpoint metrics per second and publishes them
+        # before any metric read, so a bake's datapoints are complete when it ends
         "deploy_canary_plan": "10%:30s,50%:30s,100%",
         "deploy_metric_period_seconds": 1,
-        "deploy_metrics_delay_seconds": 3.5,
+        "deploy_metrics_delay_seconds": 0.0,
         "deploy_min_invocations": 20,
         "deploy_replay_rate": 5.0,
         "deploy_poll_seconds": 0.5,

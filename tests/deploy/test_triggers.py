@@ -58,3 +58,13 @@ def test_approval_triggers_keep_their_package():
     assert classpath == "mlops_pipeline.deploy.approval.ApprovalTrigger"
     assert kwargs["package_arn"] == "arn:p/1" and kwargs["defaults"] == ["Reject"]
     assert rebuilt(both).serialize() == both.serialize()
+
+
+def test_the_in_service_wait_polls_quickly_at_first_then_at_the_settings_pace():
+    from mlops_pipeline.deploy.triggers import in_service_poll
+
+    waits = [in_service_poll(n, 15.0) for n in range(20)]
+    assert waits[0] <= 0.1  # a warm local_aws endpoint is noticed in a fraction of a second
+    assert waits == sorted(waits) and max(waits) == 15.0  # then no faster than configured
+    assert sum(waits[:5]) < 1.5  # the quick polls are few: about a second's worth
+    assert all(w <= 0.5 for w in (in_service_poll(n, 0.5) for n in range(20)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -15,7 +16,13 @@ from botocore.exceptions import ClientError
 from sklearn.linear_model import LinearRegression
 
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, ServerProcess, admin, unique, wait_for
-from tests.jobkit import Artifacts, endpoint_config_request, model_request, upload_artifacts
+from tests.jobkit import (
+    Artifacts,
+    endpoint_config_request,
+    model_request,
+    upload_artifacts,
+    upload_source,
+)
 
 ROW = [1.0, 2.0, 3.0]
 
@@ -74,16 +81,18 @@ def served(sm, artifacts) -> str:
 
 
 def model_server_processes(marker: str) -> list[int]:
-    """pids of model servers whose command line mentions ``marker`` (a sandbox path)."""
+    """pids of model servers whose working directory (their sandbox) mentions ``marker``:
+    warm ones, forked from the serving zygote, and cold ``python -m`` ones alike."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if "local_aws.sagemaker.serving" in cmdline and marker in cmdline:
+        if "local_aws.sagemaker" in cmdline and marker in cwd:
             pids.append(int(entry.name))
     return pids
 
@@ -386,6 +395,41 @@ def test_variant_fault_is_a_model_error_counted_in_cloudwatch(
     assert total("Invocation4XXErrors") == 0
 
 
+def test_a_metric_read_sees_every_call_made_before_it_in_its_second(runtime, cloudwatch, served):
+    """A canary analysis reads right after its bake: the datapoints must be in already
+    (local_aws publishes them before the read), each stamped with the second of its call."""
+    start = math.floor(time.time()) + 1
+    wait_for_clock(start)  # no call of an earlier test shares a second with these
+    for _ in range(7):
+        predict(runtime, served)
+    end = time.time()
+    wait_for_clock(math.floor(end) + 1)  # the last second is over: nothing more lands in it
+
+    def read(begin: float, until: float) -> list[dict[str, Any]]:
+        return cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName="Invocations",
+            Dimensions=[
+                {"Name": "EndpointName", "Value": served},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ],
+            StartTime=begin,
+            EndTime=until,
+            Period=1,
+            Statistics=["Sum"],
+        )["Datapoints"]
+
+    points = read(start, math.floor(end) + 1)  # the first read, no waiting for a flush
+    assert sum(p["Sum"] for p in points) == 7
+    for point in points:
+        assert start <= point["Timestamp"].timestamp() <= end
+
+
+def wait_for_clock(at: float) -> None:
+    while time.time() < at:
+        time.sleep(min(0.05, max(0.0, at - time.time())))
+
+
 def test_duplicate_and_missing_resources_get_sagemakers_errors(sm, runtime, artifacts, served):
     def error(call: Any, **kwargs: Any) -> tuple[str, str]:
         with pytest.raises(ClientError) as err:
@@ -488,6 +532,46 @@ def test_delete_endpoint_stops_its_model_servers(local_aws, sm, runtime, artifac
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     assert describe(sm, endpoint)["EndpointStatus"] == "InService"
     sm.delete_endpoint(EndpointName=endpoint)
+
+
+WHERE_AM_I = """
+import json, os
+
+def model_fn(model_dir):
+    return {"files": sorted(os.listdir("/opt/ml/model"))}
+
+def transform_fn(model, body, content_type, accept):
+    with open("/proc/%d/cmdline" % os.getppid(), "rb") as fh:
+        parent = fh.read().replace(b"\\0", b" ").decode()
+    info = {**model, "opt_ml": sorted(os.listdir("/opt/ml")), "who": os.environ.get("WHO"),
+            "parent": parent, "cwd": os.getcwd()}
+    return json.dumps(info), "application/json"
+"""
+
+
+def test_model_servers_fork_warm_each_in_its_own_opt_ml(s3, sm, runtime, artifacts):
+    """Model servers start from the serving zygote (no imports to pay), yet each is what a
+    cold container would be: its own /opt/ml with its model and code, its Environment."""
+    code = upload_source(s3, artifacts.bucket, "code/where.tar.gz", {"inference.py": WHERE_AM_I})
+    seen = []
+    for who in ("first", "second"):
+        name = unique(f"model-{who}")
+        request = model_request(name, artifacts.data["a" if who == "first" else "b"], code)
+        request["PrimaryContainer"]["Environment"]["WHO"] = who
+        sm.create_model(**request)
+        endpoint = deploy(sm, create_config(sm, {"AllTraffic": (name, 1.0)}))
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint, Body=b"1,2,3", ContentType="text/csv"
+        )
+        seen.append(json.loads(response["Body"].read()))
+        marker = os.path.join("sandboxes", "endpoints", endpoint, "")
+        assert len(model_server_processes(marker)) == 1
+    for who, info in zip(("first", "second"), seen, strict=True):
+        assert info["who"] == who
+        assert "local_aws.sagemaker.warm_serving" in info["parent"]  # forked, not started cold
+        assert "model.joblib" in info["files"]
+        assert {"model", "code"} <= set(info["opt_ml"])
+    assert seen[0]["cwd"] != seen[1]["cwd"]  # a sandbox each
 
 
 # -- restart -----------------------------------------------------------------------------------

@@ -132,11 +132,11 @@ def test_the_output_check_names_what_is_wrong(output, message):
         batch.check_output(lines(INPUT), lines(output), "s3://b/out")
 
 
-def test_the_manifest_has_no_clock_in_it():
+def test_the_manifest_has_no_clock_and_no_run_id_in_it():
+    """A rerun under a new run id must write the same bytes: nothing run-specific inside."""
     checked = batch.check_output(lines(INPUT), lines(OUTPUT), "out")
     make = lambda: batch.manifest(  # noqa: E731
         partition="2026-03-10",
-        run_id=RUN.run_id,
         package=PACKAGE,
         transform_job="job",
         input_uri="s3://bkt/raw/transactions/dt=2026-03-10/part-",
@@ -147,7 +147,7 @@ def test_the_manifest_has_no_clock_in_it():
     assert document["model_package_arn"] == PACKAGE["ModelPackageArn"]
     assert document["rows"] == document["input"]["rows"] == 2
     assert document["files"][0]["sha256"] == checked.sha256
-    assert document["run_id"] == RUN.run_id
+    assert "run_id" not in document and RUN.run_id not in make().decode()
 
 
 def test_the_latest_approved_package_or_a_clear_error(s3, sm, bucket):

@@ -190,7 +190,9 @@ def test_a_cli_backfill_run_by_the_scheduler_publishes_every_day(airflow_env, s3
         )
         assert keys == [prefix + "_manifest.json", prefix + "part-00000.csv"]
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
-        assert manifest["run_id"] == run_id and run_id.startswith("backfill__")
+        assert "run_id" not in manifest and run_id.startswith("backfill__")
+        head = s3.head_object(Bucket=bucket, Key=keys[0])
+        assert head["Metadata"]["run-id"] == run_id
         assert manifest["rows"] == ROWS
         jobs = sm.list_transform_jobs(NameContains=f"transform-{day.replace('-', '')}-")
         assert len(jobs["TransformJobSummaries"]) == 1

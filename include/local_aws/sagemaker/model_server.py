@@ -4,7 +4,9 @@ It fetches the model's artifacts the way SageMaker's hosting agents do (ModelDat
 model.tar.gz unpacked as /opt/ml/model, an s3:// SAGEMAKER_SUBMIT_DIRECTORY unpacked as
 the code directory), starts ``local_aws.sagemaker.serving`` in its own process group with
 the container's Environment, streams its output into a CloudWatch Logs stream, and talks
-to it over a pool of keep-alive HTTP connections.
+to it over a pool of keep-alive HTTP connections. The server is forked warm from the
+serving zygote (:mod:`local_aws.sagemaker.warm_serving`: no imports to pay, well under a
+second to serve); a cold ``python -m`` start is the fallback when the zygote cannot fork.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import queue
 import re
 import secrets
 import shutil
@@ -23,9 +26,10 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_aws.sagemaker import builtins, images, s3io
+from local_aws.sagemaker import builtins, images, s3io, warm_serving
 from local_aws.sagemaker.cloudwatch import LogStream
 from local_aws.sagemaker.jobs import base_env, spawn, stop_group
+from local_aws.sagemaker.warm import WarmProcess
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
@@ -134,7 +138,7 @@ class ModelServer:
         self.startup_timeout = startup_timeout or DEFAULT_STARTUP_TIMEOUT
         self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
         self.url = ""
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[str] | WarmProcess | None = None
         self._pool: ConnectionPool | None = None
         self._logs: LogStream | None = None
         self._tail: deque[str] = deque(maxlen=40)
@@ -223,13 +227,12 @@ class ModelServer:
 
     def _launch(self, args: list[str], env: dict[str, str]) -> None:
         self._logs = LogStream(self.backend.client("logs"), self.log_group, self.log_stream)
-        cmd = [sys.executable, "-m", "local_aws.sagemaker.serving", *args]
-        cmd += ["--host", "127.0.0.1", "--port", "0"]
+        args = [*args, "--host", "127.0.0.1", "--port", "0"]
         with self._lock:
             if self._stopping:  # stopped while it downloaded: start nothing that would leak
                 raise ModelServerError("The model server was stopped before it started")
             # the workdir holds model/ and code/: the server sees them as /opt/ml/model, /opt/ml/code
-            self._proc = spawn(cmd, cwd=self.workdir, env=env, sandbox=self.workdir)
+            self._proc = self._spawn(args, env)
         threading.Thread(
             target=self._pump, name=f"model-server:{self.log_stream}", daemon=True
         ).start()
@@ -256,6 +259,14 @@ class ModelServer:
                     "The model server did not pass the ping health check", list(self._tail)
                 )
             time.sleep(0.1)
+
+    def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[str] | WarmProcess:
+        try:
+            return warm_serving.spawn(args, cwd=self.workdir, env=env, sandbox=self.workdir)
+        except (OSError, RuntimeError, queue.Empty) as exc:  # no zygote: start it cold
+            log.warning("model server %s starts cold: %s", self.log_stream, exc)
+        cmd = [sys.executable, "-m", "local_aws.sagemaker.serving", *args]
+        return spawn(cmd, cwd=self.workdir, env=env, sandbox=self.workdir)
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

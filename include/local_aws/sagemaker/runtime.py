@@ -2,7 +2,10 @@
 
 This is the hot path, so it reads only in-memory state (the endpoint's Router), forwards
 over a keep-alive connection and counts the call in memory; metrics reach CloudWatch as
-statistic sets every few seconds, not one PutMetricData per request.
+statistic sets, one per variant and second, every few seconds (not one PutMetricData per
+request) and at once before any metric read (``flush_metrics``, called by the server on
+GetMetricStatistics / GetMetricData): a reader never waits for the next flush to see the
+calls made so far, and an idle server publishes nothing.
 """
 
 from __future__ import annotations
@@ -122,8 +125,8 @@ def _model_error(
 class _Window:
     __slots__ = ("stamp", "instances", "count", "e4", "e5", "model", "overhead")
 
-    def __init__(self, instances: int):
-        self.stamp = time.time()
+    def __init__(self, stamp: float, instances: int):
+        self.stamp = stamp  # the second its calls ended in
         self.instances = instances
         self.count = self.e4 = self.e5 = 0
         self.model = [0.0, float("inf"), 0.0]  # sum, min, max
@@ -139,12 +142,17 @@ def _add(stat: list[float], value: float) -> None:
 
 
 class InvocationMetrics:
-    """Per-variant invocation metrics, aggregated in memory and flushed as statistic sets."""
+    """Per-variant invocation metrics, aggregated in memory per second and flushed as
+    statistic sets stamped with that second, so a datapoint lies in the window its calls
+    were made in, whenever it is flushed."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
         self._lock = threading.Lock()
-        self._windows: dict[tuple[str, str], _Window] = {}
+        # held from taking the windows to their PutMetricData: a flush before a read waits
+        # for one under way, so the read sees its datapoints too
+        self._flushing = threading.Lock()
+        self._windows: dict[tuple[str, str, int], _Window] = {}
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="endpoint-metrics", daemon=True)
         self._thread.start()
@@ -159,11 +167,12 @@ class InvocationMetrics:
         started: float,
     ) -> None:
         overhead_us = max(0.0, (time.perf_counter() - started) * 1e6 - model_us)
-        key = (endpoint, variant)
+        second = int(time.time())
+        key = (endpoint, variant, second)
         with self._lock:
             window = self._windows.get(key)
             if window is None:
-                window = self._windows[key] = _Window(instances)
+                window = self._windows[key] = _Window(float(second), instances)
             window.count += 1
             if 400 <= status < 500:
                 window.e4 += 1
@@ -173,10 +182,14 @@ class InvocationMetrics:
             _add(window.overhead, overhead_us)
 
     def flush(self) -> None:
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             windows, self._windows = self._windows, {}
         data: list[dict[str, Any]] = []
-        for (endpoint, variant), w in windows.items():
+        for (endpoint, variant, _), w in windows.items():
             dims = [
                 {"Name": "EndpointName", "Value": endpoint},
                 {"Name": "VariantName", "Value": variant},
@@ -226,6 +239,13 @@ def _datum(
         "StatisticValues": {"SampleCount": count, "Sum": total, "Minimum": low, "Maximum": high},
         "Unit": unit,
     }
+
+
+def flush_metrics(backend: Backend) -> None:
+    """Publish the invocation metrics counted so far (none counted yet: nothing to do)."""
+    metrics = backend.extensions.get(METRICS_EXTENSION)
+    if metrics is not None:
+        metrics.flush()
 
 
 def _metrics(backend: Backend) -> InvocationMetrics:

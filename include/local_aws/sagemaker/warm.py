@@ -31,16 +31,13 @@ _MAX_DATAGRAM = 4096
 
 
 class Zygote:
-    def __init__(self) -> None:
+    """``module``: the zygote's program, a module run as ``python -m MODULE FD`` (the
+    toolkit's by default; model servers have their own, :mod:`local_aws.sagemaker.warm_serving`)."""
+
+    def __init__(self, module: str = "local_aws.sagemaker.warm_child") -> None:
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local_aws.sagemaker.warm_child",
-                str(child_sock.fileno()),
-                str(os.getpid()),
-            ],
+            [sys.executable, "-m", module, str(child_sock.fileno()), str(os.getpid())],
             pass_fds=[child_sock.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -138,14 +135,35 @@ class WarmProcess:
     Thread-safe: the job thread and a stopping thread may wait on it at the same time.
     """
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, sandbox: Path, module: str | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        *,
+        sandbox: Path,
+        module: str | None = None,
+        argv: list[str] | None = None,
+        via: Zygote | None = None,
+    ):
+        """``module``: a built-in algorithm's module to run instead of the toolkit's
+        trainer; ``via``: the zygote to fork from (default: the toolkit's); ``argv``: the
+        program's arguments, for a zygote whose program takes any."""
         spec = cwd / ".toolkit-spec.json"
         # the job's environment: readable by the server's user alone
         fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"env": env, "cwd": str(cwd), "sandbox": str(sandbox), "module": module}, fh)
+            json.dump(
+                {
+                    "env": env,
+                    "cwd": str(cwd),
+                    "sandbox": str(sandbox),
+                    "module": module,
+                    "argv": argv,
+                },
+                fh,
+            )
         read_fd, write_fd = os.pipe()
-        self._zygote = zygote()
+        self._zygote = via or zygote()
         try:
             self._id, self.pid, replies = self._zygote.spawn(spec, write_fd)
         finally:

@@ -14,7 +14,9 @@ import os
 import select
 import socket
 import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from local_aws.sagemaker import builtins, private_opt_ml
 
@@ -64,11 +66,18 @@ def _load_toolkit() -> dict[str, ModuleType]:
     return toolkit
 
 
-def serve(sock: socket.socket, parent: int | None = None) -> None:
-    # The server's pid, as it gave it: read after the toolkit's slow import, getppid()
-    # could already name init, and the zygote of a server killed meanwhile would linger.
+def serve(
+    sock: socket.socket,
+    parent: int | None = None,
+    load: Callable[[], Any] = _load_toolkit,
+    run: Callable[[Any, str, int], int] = _run_job,
+) -> None:
+    """Answer fork requests until told to stop: ``load()`` once, then per request a child
+    that runs ``run(loaded, spec_path, output_fd)`` and exits with its code."""
+    # The server's pid, as it gave it: read after a slow import, getppid() could already
+    # name init, and the zygote of a server killed meanwhile would linger.
     parent = os.getppid() if parent is None else parent
-    toolkit = _load_toolkit()
+    toolkit = load()
     jobs: dict[int, int] = {}  # child pid → request id
     while True:
         if os.getppid() != parent:
@@ -89,7 +98,7 @@ def serve(sock: socket.socket, parent: int | None = None) -> None:
                 sock.close()
                 code = 1
                 try:
-                    code = _run_job(toolkit, request["spec"], fds[0])
+                    code = run(toolkit, request["spec"], fds[0])
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()

@@ -18,6 +18,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 TRANSITIONS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+FIRST_POLL_SECONDS = 0.1
+
+
+def in_service_poll(polls: int, poll_seconds: float) -> float:
+    """The wait before the next DescribeEndpoint: short at first (a weight change, or warm
+    model servers, are in service in well under a second), growing to ``poll_seconds``
+    (a real instance takes minutes: a handful of quick polls cost nothing)."""
+    return min(poll_seconds, FIRST_POLL_SECONDS * 1.5**polls)
 
 
 class CanaryTrigger(BaseTrigger):
@@ -91,6 +99,7 @@ class CanaryTrigger(BaseTrigger):
 
         sm = await asyncio.to_thread(self._client, "sagemaker")
         changes = StatusChanges()  # one line per status, not one per poll
+        polls = 0
         while True:
             endpoint = await asyncio.to_thread(
                 sm.describe_endpoint, EndpointName=self.endpoint_name
@@ -106,7 +115,8 @@ class CanaryTrigger(BaseTrigger):
                 }
             if changes.line(status) is not None:
                 self.log.info("endpoint %s: %s", self.endpoint_name, status)
-            await asyncio.sleep(self.poll_seconds)
+            await asyncio.sleep(in_service_poll(polls, self.poll_seconds))
+            polls += 1
 
     async def _bake(self) -> dict[str, Any]:
         until = float(self.until or time.time())

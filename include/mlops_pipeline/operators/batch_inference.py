@@ -181,7 +181,8 @@ def publish(
     output_uri: str,
 ) -> dict[str, str]:
     """Check the staged output against its input row for row, then publish it to
-    ``predictions/dt=D/`` with its manifest (written last).
+    ``predictions/dt=D/`` with its manifest (written last). The bytes depend on the data
+    and the model alone; ``run_id`` goes into each object's ``run-id`` metadata.
 
     Nothing is copied unless every file checks out, so a partial or mismatched output
     leaves the day's previous publication as it was. Objects of an earlier publication
@@ -222,7 +223,11 @@ def publish(
             CopySource={"Bucket": staged_bucket, "Key": staged},
             ContentType="text/csv",
             MetadataDirective="REPLACE",
-            Metadata={"model-package-arn": model_package_arn, "partition": partition},
+            Metadata={
+                "model-package-arn": model_package_arn,
+                "partition": partition,
+                batch.RUN_ID_METADATA: run_id,
+            },
         )
     manifest_key = paths.published_prefix + batch.MANIFEST_FILE
     keep = {target for _, target, _ in checked} | {manifest_key}
@@ -231,14 +236,17 @@ def publish(
             s3.delete_object(Bucket=settings.bucket, Key=stale)
     body = batch.manifest(
         partition=partition,
-        run_id=run_id,
         package=package,
         transform_job=transform_job,
         input_uri=paths.input_uri,
         files=[(target, result) for _, target, result in checked],
     )
     s3.put_object(
-        Bucket=settings.bucket, Key=manifest_key, Body=body, ContentType="application/json"
+        Bucket=settings.bucket,
+        Key=manifest_key,
+        Body=body,
+        ContentType="application/json",
+        Metadata={batch.RUN_ID_METADATA: run_id},
     )
     rows = sum(result.rows for _, _, result in checked)
     log.info(
