@@ -142,7 +142,7 @@ class LocalAWS:
     def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from local_aws import gaps, guard
+        from local_aws import gaps, guard, s3fixes
         from local_aws.journal import Journal, fast_moto_routing
         from local_aws.keepalive import Connections, KeepAliveHandler
         from local_aws.sagemaker.app import SageMakerApp
@@ -152,6 +152,7 @@ class LocalAWS:
         self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
+        s3fixes.install()
         self._routing.__enter__()
         # One line per request drowns everything else; errors still show.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,49 @@
+"""Where moto's S3 answers differently from S3 in a way a client notices, and the narrow fix.
+
+CopyObject of a multipart object: moto copies the source's checksum value but not its type,
+so the copy claims a whole-object CRC that is really the composite of the parts, and
+botocore, which checks a whole-object checksum on every GetObject read, fails the read with
+FlexibleChecksumError (batch_inference's publish copies the transform's multipart output;
+reading a large published day failed). The copy keeps the composite type and part count,
+which botocore knows it cannot check.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_MARK = "_local_aws_copy_keeps_checksum_type"
+
+
+def install() -> None:
+    """Patch moto once (idempotent); fails loudly if moto's shape changed under us."""
+    from moto.s3.models import FakeKey, S3Backend
+
+    original = S3Backend.copy_object
+    if getattr(original, _MARK, False):
+        return
+    probe = FakeKey.__init__.__code__.co_varnames
+    assert "checksum_type" in probe and "checksum_parts" in probe, (
+        "moto's FakeKey has no checksum_type/checksum_parts: revisit local_aws.s3fixes"
+    )
+
+    @functools.wraps(original)
+    def copy_object(
+        self: Any,
+        src_key: Any,
+        dest_bucket_name: str,
+        dest_key_name: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        result = original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+        if src_key.checksum_value and src_key.checksum_type:
+            copied = self.get_object(dest_bucket_name, dest_key_name)
+            if copied is not None and copied.checksum_value == src_key.checksum_value:
+                copied.checksum_type = src_key.checksum_type
+                copied.checksum_parts = src_key.checksum_parts
+        return result
+
+    setattr(copy_object, _MARK, True)
+    S3Backend.copy_object = copy_object  # type: ignore[method-assign]
