@@ -38,6 +38,7 @@ bench: setup
 demo: setup
 	scripts/demo
 
+# STACK=celery: the production topology (Postgres, CeleryExecutor on Redis), see scripts/up
 up: setup
 	scripts/up
 
