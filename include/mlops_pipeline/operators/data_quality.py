@@ -150,14 +150,15 @@ class DataQualityOperator(BaseOperator):
             input_uri,
             name,
         )
+        deferrable = self.deferrable and settings.jobs_deferrable
         hook = SageMakerHook(aws_conn_id=self.aws_conn_id)
         hook.create_processing_job(
             config,
-            wait_for_completion=not self.deferrable,
+            wait_for_completion=not deferrable,
             check_interval=interval,  # type: ignore[arg-type]  # time.sleep() takes fractions
             max_ingestion_time=self.max_runtime_seconds,
         )
-        if self.deferrable:
+        if deferrable:
             from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
 
             self.defer(
