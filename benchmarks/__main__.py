@@ -15,6 +15,7 @@ from benchmarks import (
     bench_model_build,
     bench_parity,
     bench_quality,
+    bench_scheduler,
     bench_transform,
     bench_tuning,
 )
@@ -31,6 +32,7 @@ SUITES = {
     "model_deploy": bench_deploy.run,
     "cost": bench_cost.run,
     "batch_inference": bench_batch_inference.run,
+    "scheduler": bench_scheduler.run,
 }
 
 
