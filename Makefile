@@ -39,6 +39,7 @@ bench: setup
 demo: setup
 	scripts/demo
 
+# STACK=celery: the production topology (Postgres, CeleryExecutor on Redis), see scripts/up
 up: setup
 	scripts/up
 

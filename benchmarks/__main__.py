@@ -13,9 +13,11 @@ from benchmarks import (
     bench_endpoints,
     bench_jobs,
     bench_journal,
+    bench_make_up,
     bench_model_build,
     bench_parity,
     bench_quality,
+    bench_scheduler,
     bench_transform,
     bench_tuning,
 )
@@ -33,6 +35,8 @@ SUITES = {
     "cost": bench_cost.run,
     "batch_inference": bench_batch_inference.run,
     "journal": bench_journal.run,
+    "scheduler": bench_scheduler.run,
+    "make_up": bench_make_up.run,
 }
 
 

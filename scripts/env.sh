@@ -59,3 +59,45 @@ start_local_aws() {
   echo "local_aws did not answer within 60 s; see $LOCAL_AWS_DATA_DIR/server.log" >&2
   return 1
 }
+
+# `make up STACK=celery`: the production topology from the venv. Postgres as the metadata DB,
+# CeleryExecutor on Redis, one database and one Redis key prefix per Airflow home, so two
+# clones (or a test beside a developer's stack) share the servers but never a task or a row.
+celery_stack_env() {
+  export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+  local base hash
+  base=$(basename "$ROOT" | tr -c 'a-zA-Z0-9\n' '_' | tr 'A-Z' 'a-z' | cut -c1-24)
+  hash=$(printf '%s' "$AIRFLOW_HOME" | sha1sum | cut -c1-10)
+  export AIRFLOW_STACK_ID="${AIRFLOW_STACK_ID:-airflow_${base}_${hash}}"
+  export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+  local db_url="postgresql+psycopg2://${PGUSER}@${PGHOST}:${PGPORT}/${AIRFLOW_STACK_ID}"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$db_url"
+  export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+  export AIRFLOW__CELERY__BROKER_URL="$REDIS_URL"
+  export AIRFLOW__CELERY__RESULT_BACKEND="db+$db_url"
+  # every key (queues, unacked messages, control replies) under the stack's prefix, and a
+  # queue of its own: another stack's worker on the same Redis never takes this one's tasks
+  export AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX="${AIRFLOW_STACK_ID}:"
+  export AIRFLOW__OPERATORS__DEFAULT_QUEUE="$AIRFLOW_STACK_ID"
+  export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CELERY__WORKER_CONCURRENCY:-$AIRFLOW__CORE__PARALLELISM}"
+  # the scheduler signs the tasks' tokens and the api-server checks them: one secret for
+  # both, kept in the Airflow home (not in any file of the repository)
+  mkdir -p "$AIRFLOW_HOME"
+  if [ ! -s "$AIRFLOW_HOME/jwt_secret" ]; then
+    (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(48))' >"$AIRFLOW_HOME/jwt_secret")
+  fi
+  AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/jwt_secret")"
+  export AIRFLOW__API_AUTH__JWT_SECRET
+}
+
+# The stack's database, created when absent (Postgres must answer on $PGHOST:$PGPORT).
+ensure_stack_database() {
+  if ! psql -d postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
+    echo "Postgres does not answer on $PGHOST:$PGPORT as $PGUSER: start it, or set PGHOST/PGPORT/PGUSER" >&2
+    return 1
+  fi
+  if [ "$(psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$AIRFLOW_STACK_ID'")" != 1 ]; then
+    psql -d postgres -q -c "CREATE DATABASE \"$AIRFLOW_STACK_ID\"" || return 1
+    echo "created database $AIRFLOW_STACK_ID on $PGHOST:$PGPORT"
+  fi
+}

@@ -113,6 +113,9 @@ class Settings:
     job_timeout_seconds: int = 6 * 3600
     # between two Describe* calls of a waiting task; fractions are fine (local_aws)
     check_interval_seconds: float = 30
+    # SageMaker job waits in the triggerer, holding no worker slot; false only where no
+    # triggerer runs (each wait then holds a worker slot for the job's whole run)
+    jobs_deferrable: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # model_deploy: approval, staging smoke test and the canary release (mlops_pipeline.deploy)
     deploy_endpoint_name: str = "card-fraud"  # the production endpoint

@@ -47,7 +47,12 @@ def _log(task_url: str, token: str) -> str:
 def _wait(condition, what: str, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except urllib.error.HTTPError:
+            raise
+        except (TimeoutError, urllib.error.URLError):
+            value = None  # a poll a busy api-server did not answer in time: ask again
         if value:
             return value
         time.sleep(0.5)

@@ -162,12 +162,13 @@ class DataQualityOperator(BaseOperator):
             input_uri,
             name,
         )
+        deferrable = self.deferrable and settings.jobs_deferrable
         hook = SageMakerHook(aws_conn_id=self.aws_conn_id)
         hook.create_processing_job(config, wait_for_completion=False)
         self._persist_links(context, name, partition)
         from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger, watch_job
 
-        if self.deferrable:
+        if deferrable:  # else the wait holds the worker slot (no triggerer in the deployment)
             self.defer(
                 trigger=SageMakerProgressTrigger(
                     job_name=name,

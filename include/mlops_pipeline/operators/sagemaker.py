@@ -368,7 +368,7 @@ class _ReattachingJob(BaseOperator):
     def _wait(self, name: str, settings: Settings) -> dict[str, Any]:
         interval = self.poll_interval or settings.check_interval_seconds
         budget = self.max_ingestion_time or settings.job_timeout_seconds
-        if self.deferrable:
+        if self.deferrable and settings.jobs_deferrable:
             self.defer(
                 trigger=SageMakerProgressTrigger(
                     job_name=name,
