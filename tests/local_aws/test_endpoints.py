@@ -588,7 +588,11 @@ def test_endpoints_serve_again_after_a_restart(tmp_path):
         sm.create_endpoint(EndpointName=creating, EndpointConfigName=config)
         server.stop()  # SIGTERM while `creating` is still Creating
         marker = str(tmp_path / "data")
-        assert model_server_processes(marker) == [], "model servers outlived the server"
+        # warm model servers are the zygote's children: they end as it does, within moments
+        deadline = time.monotonic() + 30
+        while model_server_processes(marker):
+            assert time.monotonic() < deadline, "model servers outlived the server"
+            time.sleep(0.2)
 
         server.start()
         assert sm.describe_endpoint(EndpointName=serving)["EndpointStatus"] == "InService"
@@ -598,7 +602,10 @@ def test_endpoints_serve_again_after_a_restart(tmp_path):
         assert predict(runtime, creating) == pytest.approx(before)
     finally:
         server.stop()
-    assert model_server_processes(str(tmp_path / "data")) == []
+    deadline = time.monotonic() + 30
+    while model_server_processes(str(tmp_path / "data")):
+        assert time.monotonic() < deadline, "model servers outlived the server"
+        time.sleep(0.2)
 
 
 def test_the_description_page_shows_what_describe_endpoint_does(local_aws, sm, served):
