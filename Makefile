@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest bench demo up down lock clean
+.PHONY: setup browser test lint typecheck pytest bench demo up down lock clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy include
 
-pytest: setup
+# Debian's Chromium for the browser test of the UI (tests/integration/test_browser.py)
+browser:
+	scripts/install-browser
+
+pytest: setup browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
