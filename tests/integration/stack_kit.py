@@ -94,28 +94,37 @@ class Stack:
         return "\n".join(e if isinstance(e, str) else json.dumps(e) for e in events)
 
     def nothing_left_running(self) -> bool:
-        """No process of this stack is alive (the api-server finishes its requests first)."""
-        found = subprocess.run(
-            ["pgrep", "-af", f"port:{self.airflow_port}|--port {self.aws_port}"],
-            capture_output=True,
-            text=True,
-        )
-        return found.stdout == ""
+        return nothing_left_running(self.env)
+
+
+def nothing_left_running(env: dict[str, str]) -> bool:
+    """No process of the stack started with ``env`` is alive (the api-server finishes its
+    requests before it exits)."""
+    pattern = f"port:{env['AIRFLOW_PORT']}|--port {env['LOCAL_AWS_PORT']}"
+    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True)
+    return found.stdout == ""
+
+
+def stack_env(tmp_path: Path, **extra_env: str) -> dict[str, str]:
+    """The environment scripts/up gets: free ports, state under ``tmp_path``, none of the
+    caller's Airflow, AWS or project settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "MLOPS_"))}
+    env.update(
+        AIRFLOW_PORT=str(free_port()),
+        LOCAL_AWS_PORT=str(free_port()),
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        LOCAL_AWS_DATA_DIR=str(tmp_path / "local-aws"),
+        **extra_env,
+    )
+    return env
 
 
 @contextmanager
 def running_stack(tmp_path: Path, **extra_env: str) -> Iterator[Stack]:
     """scripts/up on free ports until the login is printed; scripts/down when the block ends
     (its result in ``stack.down``, the up process waited for)."""
-    airflow_port, aws_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "MLOPS_"))}
-    env.update(
-        AIRFLOW_PORT=str(airflow_port),
-        LOCAL_AWS_PORT=str(aws_port),
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
-        LOCAL_AWS_DATA_DIR=str(tmp_path / "local-aws"),
-        **extra_env,
-    )
+    env = stack_env(tmp_path, **extra_env)
+    airflow_port, aws_port = int(env["AIRFLOW_PORT"]), int(env["LOCAL_AWS_PORT"])
     up = subprocess.Popen(
         [str(ROOT / "scripts" / "up")],
         cwd=ROOT,

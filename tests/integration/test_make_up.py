@@ -7,11 +7,18 @@ in a temporary directory so a developer's .airflow/ and .local-aws/ are left alo
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.stack_kit import running_stack, wait
+from tests.integration.stack_kit import (
+    ROOT,
+    nothing_left_running,
+    running_stack,
+    stack_env,
+    wait,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,3 +52,22 @@ def test_make_up_on_other_ports_runs_a_task_and_make_down_stops_it(tmp_path: Pat
     assert "stopped: Airflow local_aws" in stack.down.stdout, stack.down.stdout + stack.down.stderr
     assert stack.up.returncode == 0, stack.output()[-3000:]
     wait(stack.nothing_left_running, "every process of the stack to exit", 120)
+
+
+def test_make_up_fails_without_a_login_when_airflow_does_not_answer_in_time(
+    tmp_path: Path,
+) -> None:
+    """A login printed before the api-server answers sends the user to a refused connection."""
+    env = stack_env(tmp_path, AIRFLOW_START_TIMEOUT="1")
+    up = subprocess.run(
+        [str(ROOT / "scripts" / "up")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "login" not in up.stdout
+    assert "did not answer" in up.stderr and "AIRFLOW_START_TIMEOUT" in up.stderr, up.stderr
+    wait(lambda: nothing_left_running(env), "every process of the stack to exit", 120)
