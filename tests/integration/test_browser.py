@@ -22,7 +22,8 @@ from tests.deploy.kit import INFERENCE, Registry
 from tests.integration.stack_kit import ROOT, Stack, boto3_client, running_stack, wait
 from tests.jobkit import upload_source
 
-pytestmark = pytest.mark.slow
+# a whole user session: stack start, two model_deploy runs, one of them deploying
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -104,16 +105,22 @@ class Shots:
         self.page.screenshot(path=str(ARTIFACTS / f"{self.count:02d}-{name}.png"))
 
 
-def until_shown(page: Any, locator: Any, timeout_s: float = UI_MS / 1000) -> None:
-    """Reload until ``locator`` is visible: a page opened before the task got there (say, a
-    HITL request not yet made) does not fetch it again by itself."""
+def until_shown(
+    page: Any, locator: Any, url: str | None = None, timeout_s: float = UI_MS / 1000
+) -> None:
+    """Reload (or open ``url`` again) until ``locator`` is visible: a page opened before the
+    task got there does not fetch it again by itself (and a task's Required Action tab,
+    opened before the task asked, falls back to its logs)."""
 
     def shown() -> bool:
-        try:
-            locator.first.wait_for(state="visible", timeout=5_000)
+        try:  # a page renders in seconds, but its API calls take a while on a busy machine
+            locator.first.wait_for(state="visible", timeout=30_000)
             return True
         except Exception:  # playwright's TimeoutError: not yet
-            page.reload()
+            if url:
+                page.goto(url)
+            else:
+                page.reload()
             return False
 
     wait(shown, f"{locator} on {page.url}", timeout_s, interval=0)
@@ -157,8 +164,9 @@ def decide(
     """Open the run's await_approval Required Action, check what it shows, press ``button``."""
     from playwright.sync_api import expect
 
-    page.goto(f"{stack.base}/dags/model_deploy/runs/{run_id}/tasks/await_approval/required_actions")
-    until_shown(page, page.get_by_role("button", name=button))
+    url = f"{stack.base}/dags/model_deploy/runs/{run_id}/tasks/await_approval/required_actions"
+    page.goto(url)
+    until_shown(page, page.get_by_role("button", name=button), url)
     expect(page.get_by_text(f"Deploy {GROUP} version {version} to {ENDPOINT}?")).to_be_visible()
     # the candidate's metrics and lineage from the registry, not placeholders
     table = page.get_by_role("table")
@@ -266,6 +274,7 @@ def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any
         row = releases.get_by_role("row").filter(has_text=ENDPOINT)
         expect(row).to_contain_text(second)
         expect(row).to_contain_text("created")
+        expect(row).to_contain_text("first deployment: the endpoint was created")
         shot("releases")
 
         # the plugin's Cost view (Browse menu): both runs of model_deploy
