@@ -77,8 +77,9 @@ def register_pending(registry: Registry, sm: Any, s3: Any, version: str, pr_auc:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_MS)
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (scripts/install-browser)")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -183,6 +184,7 @@ def decide(
         expect(table.get_by_role("row").filter(has=cell)).to_contain_text(value)
     shot(f"review-{run_id}")
     page.get_by_role("button", name=button).click()
+    until_shown(page, page.get_by_text("Response received at"), url)
     expect(page.get_by_text("Response received at")).to_contain_text(f"from {stack.user}")
     shot(f"{button.lower()}ed-{run_id}")
 
@@ -230,13 +232,14 @@ def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any
         first = register_pending(registry, sm, s3, "v1", pr_auc=0.81)
         trigger_from_form(page, stack, first, "ui-reject", shot)
         decide(page, stack, "ui-reject", "Reject", 1, 0.81, shot)
+        # the decision reaches the registry when the task resumes on it
+        states = finished(stack, "ui-reject")
         package = sm.describe_model_package(ModelPackageName=first)
         assert package["ModelApprovalStatus"] == "Rejected"
         assert (
             f"Rejected in Airflow (model_deploy) by {stack.user}"
             in (package["ApprovalDescription"])
         )
-        states = finished(stack, "ui-reject")
         assert states == {
             "run": "success",
             "resolve_package": "success",
@@ -254,13 +257,13 @@ def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any
         second = register_pending(registry, sm, s3, "v2", pr_auc=0.84)
         trigger_from_form(page, stack, second, "ui-approve", shot)
         decide(page, stack, "ui-approve", "Approve", 2, 0.84, shot)
+        states = finished(stack, "ui-approve")
         package = sm.describe_model_package(ModelPackageName=second)
         assert package["ModelApprovalStatus"] == "Approved"
         assert (
             f"Approved in Airflow (model_deploy) by {stack.user} at "
             in (package["ApprovalDescription"])
         )
-        states = finished(stack, "ui-approve")
         assert set(states.values()) == {"success"}, states
         endpoint = sm.describe_endpoint(EndpointName=ENDPOINT)
         assert endpoint["EndpointStatus"] == "InService"
