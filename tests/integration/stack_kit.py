@@ -23,6 +23,8 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGIN = re.compile(r"login\s+user (\S+), password (\S+)")
+# one REST call; a busy 2-core machine has kept the api-server 30 s from answering
+API_TIMEOUT = 120
 
 
 def wait(condition: Callable[[], Any], what: str, timeout: float, interval: float = 0.5) -> Any:
@@ -63,7 +65,7 @@ class Stack:
                 data=json.dumps({"username": self.user, "password": self.password}).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
                 self._token = json.loads(response.read())["access_token"]
         return self._token
 
@@ -75,7 +77,7 @@ class Stack:
             method=method,
             headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
             return json.loads(response.read())
 
     def has_dag(self, dag_id: str) -> bool:

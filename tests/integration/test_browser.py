@@ -167,7 +167,8 @@ def decide(
 
     url = f"{stack.base}/dags/model_deploy/runs/{run_id}/tasks/await_approval/required_actions"
     page.goto(url)
-    until_shown(page, page.get_by_role("button", name=button), url)
+    # the form shows as soon as the task asks, and takes answers once the task is deferred
+    until_shown(page, page.get_by_role("button", name=button, disabled=False), url)
     expect(page.get_by_text(f"Deploy {GROUP} version {version} to {ENDPOINT}?")).to_be_visible()
     # the candidate's metrics and lineage from the registry, not placeholders
     table = page.get_by_role("table")
@@ -187,6 +188,14 @@ def decide(
     until_shown(page, page.get_by_text("Response received at"), url)
     expect(page.get_by_text("Response received at")).to_contain_text(f"from {stack.user}")
     shot(f"{button.lower()}ed-{run_id}")
+
+
+def open_run(page: Any, stack: Stack, run_id: str) -> None:
+    """The run's page, rendered (its last task listed), for a screenshot worth keeping."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{stack.base}/dags/model_deploy/runs/{run_id}")
+    expect(page.get_by_text("canary_release").first).to_be_visible()
 
 
 def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any) -> None:
@@ -250,7 +259,7 @@ def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any
         }, states
         assert sm.list_endpoints()["Endpoints"] == []
         assert sm.list_endpoint_configs()["EndpointConfigs"] == []
-        page.goto(f"{stack.base}/dags/model_deploy/runs/ui-reject")
+        open_run(page, stack, "ui-reject")
         shot("rejected-run")
 
         # an approval in the UI: written to the registry naming who, then deployed
@@ -267,7 +276,7 @@ def test_ui_login_dags_graph_approval_and_plugin_views(tmp_path: Path, page: Any
         assert set(states.values()) == {"success"}, states
         endpoint = sm.describe_endpoint(EndpointName=ENDPOINT)
         assert endpoint["EndpointStatus"] == "InService"
-        page.goto(f"{stack.base}/dags/model_deploy/runs/ui-approve")
+        open_run(page, stack, "ui-approve")
         shot("approved-run")
 
         # the plugin's Releases view (navigation bar): the release just made
