@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest bench demo up down lock clean
+.PHONY: setup browser test lint typecheck pytest bench demo up down lock clean
 
 setup: $(STAMP)
 
@@ -28,10 +28,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy include
 
+# Debian's Chromium for the browser test of the UI (tests/integration/test_browser.py)
+browser:
+	scripts/install-browser
+
 # Two processes (pytest-xdist), each test file whole on one of them: the slow end-to-end
 # files mostly wait on jobs and servers, so two at a time halve the wall time on 2 cores.
 PYTEST_WORKERS ?= 2
-pytest: setup
+pytest: setup browser
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck pytest

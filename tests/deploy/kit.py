@@ -40,14 +40,26 @@ class Registry:
     group: str
     code: str
 
-    def register(self, sm: Any, s3: Any, coef: list[float], status: str = "Approved") -> str:
-        """A new package version serving LinearRegression(coef); its ARN."""
+    def register(
+        self,
+        sm: Any,
+        s3: Any,
+        coef: list[float],
+        status: str = "Approved",
+        evaluation: dict[str, Any] | None = None,
+        **request: Any,
+    ) -> str:
+        """A new package version serving LinearRegression(coef); its ARN. ``evaluation`` is
+        its evaluation.json (default: a PR-AUC of 0.5); ``request`` adds CreateModelPackage
+        fields (lineage metadata, as model_build's register sets them)."""
         root = f"model-build/{unique('run')}"
         model = upload_model(s3, self.bucket, f"{root}/model.tar.gz", fit(coef, 0.5))
         s3.put_object(
             Bucket=self.bucket,
             Key=f"{root}/evaluation/evaluation.json",
-            Body=json.dumps({"binary_classification_metrics": {"pr_auc": {"value": 0.5}}}),
+            Body=json.dumps(
+                evaluation or {"binary_classification_metrics": {"pr_auc": {"value": 0.5}}}
+            ),
         )
         s3.put_object(Bucket=self.bucket, Key=f"{root}/features/test/test.csv", Body=TEST_ROWS)
         return sm.create_model_package(
@@ -75,6 +87,7 @@ class Registry:
                     }
                 }
             },
+            **request,
         )["ModelPackageArn"]
 
 

@@ -132,3 +132,23 @@ print(anonymous, api.status_code, page.status_code, len(api.json()), "card-fraud
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "401 200 200 1 True", done.stdout[-2000:]
+
+
+def test_a_first_deployment_says_so_instead_of_an_empty_steps_cell():
+    from mlops_pipeline.deploy.releases_view import render
+
+    release = new_release(
+        release_id="20260307-def456",
+        endpoint="card-fraud",
+        candidate=Variant("v1", "m1", "arn:aws:sagemaker:us-east-1:1:model-package/g/1", "c1"),
+        baseline=None,
+        plan=parse_plan("10%:2s,100%", metric_period_seconds=1),
+        bounds={},
+        canary_config="first",
+        failure_budget=0,
+        now=1000.0,
+    )
+    release.finish("created", 1005.0)
+    page = render([release.to_json()])
+    assert "first deployment: the endpoint was created serving the candidate alone" in page
+    assert "<ul></ul>" not in page

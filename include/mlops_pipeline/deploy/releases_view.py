@@ -68,6 +68,15 @@ def chart(release: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+# what the steps column says of a release that took no canary step (an empty cell read as
+# a release that never started)
+NO_STEPS = {
+    "creating": "first deployment: creating the endpoint with the candidate alone",
+    "created": "first deployment: the endpoint was created serving the candidate alone (no canary)",
+    "unchanged": "the endpoint already served this package: nothing changed",
+}
+
+
 def _number(value: float | None) -> str:
     return "no data" if value is None else f"{value:.4g}"
 
@@ -99,8 +108,12 @@ def render(releases: Sequence[dict[str, Any]]) -> str:
             f"{html.escape(r['candidate'].get('package_arn') or '')}</small></td>"
             f"<td>{html.escape(baseline.get('variant', '-'))}<br><small>"
             f"{html.escape(baseline.get('package_arn') or '')}</small></td>"
-            f"<td><ul>{''.join(steps)}</ul></td>"
-            f"<td>{chart(r)}</td>"
+            + (
+                f"<td><ul>{''.join(steps)}</ul></td>"
+                if steps
+                else f"<td>{html.escape(NO_STEPS.get(r['status'], 'no step yet'))}</td>"
+            )
+            + f"<td>{chart(r)}</td>"
             "</tr>"
         )
     body = (
