@@ -171,7 +171,9 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not (_reachable(5432) and _reachable(6379)):
-        pytest.skip("needs Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+        # they run on every machine this project is built and tested on (CI's too): their
+        # absence is a broken machine, not a reason to test less
+        pytest.fail("needs Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379: start them")
     tmp = tmp_path_factory.mktemp("celery-stack")
     airflow_port, aws_port = free_port(), free_port()
     stack_id = f"airflow_test_{uuid.uuid4().hex[:10]}"
@@ -356,3 +358,34 @@ def test_batch_inference_scores_a_day_and_its_deferred_sensor_holds_no_worker_sl
     assert published.get("KeyCount", 0) >= 2, published  # the scores and their manifest
     transforms = sm.list_transform_jobs()["TransformJobSummaries"]
     assert [j["TransformJobStatus"] for j in transforms] == ["Completed"]
+
+
+def test_no_credentials_in_the_runs_logs_xcom_or_rendered_templates(stack: Stack) -> None:
+    """Both runs above, as a data engineer could read them: every task log file on disk,
+    every XCom and every rendered template field through the REST API. The connection's
+    credentials appear in none, and no ordinary word was masked as a secret."""
+    secret, key_id = "local-aws-not-a-secret", "local-aws-key-id"
+    logs = [p for p in (stack.home / "logs").rglob("*") if p.is_file()]
+    assert len(logs) >= 10, "the runs left too few task logs to judge"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert secret not in text and key_id not in text, path
+        assert "***" not in text, f"{path}: a word masked as a secret"
+
+    day_runs = stack.call("/api/v2/dags/batch_inference/dagRuns")["dag_runs"]
+    runs = [("model_build", BUILD_RUN)] + [("batch_inference", r["dag_run_id"]) for r in day_runs]
+    seen = 0
+    for dag_id, run_id in runs:
+        instances = stack.call(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        for ti in instances["task_instances"]:
+            task = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+            index = ti.get("map_index", -1)
+            instance = stack.call(task if index < 0 else f"{task}/{index}")
+            entries = stack.call(f"{task}/xcomEntries?map_index={index}")["xcom_entries"]
+            values = [
+                stack.call(f"{task}/xcomEntries/{e['key']}?map_index={index}") for e in entries
+            ]
+            seen += len(values)
+            for blob in (json.dumps(instance.get("rendered_fields")), json.dumps(values)):
+                assert secret not in blob and key_id not in blob, (dag_id, ti["task_id"])
+    assert seen >= 5, "the runs left too few XComs to judge"
