@@ -1,0 +1,136 @@
+"""GetObject answered from the object's file in chunks, not from one ``bytes`` of it.
+
+moto keeps an object's body in its ``FakeKey._value_buffer`` (a SpooledTemporaryFile that
+moves to a temporary file past moto's key buffer size), but ``S3Response.get_object``
+answers with ``key.value``: the whole body read into memory, then sliced again for a Range
+(a 2 GB GetObject held 2-4 GB). moto has no hook for a streamed body, so two narrow patches:
+
+* ``S3Response.get_object`` runs with a thread-local flag set;
+* ``FakeKey.value``, read while that flag is set (only by ``get_object``'s return
+  statements), gives a :class:`KeyBody` instead of the bytes. A KeyBody has the length and
+  the slicing that moto's Range handling uses, and flask/werkzeug send it as an iterable.
+
+Everything else that reads ``key.value`` (copies, checksums, multipart, the journal's
+snapshots) still gets bytes. The attributes patched are checked at import, so a moto that
+renames them fails loudly here instead of silently materialising bodies again.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from moto.s3.models import FakeKey
+from moto.s3.responses import S3Response
+
+#: Bytes per chunk sent: large enough for few syscalls, small next to any memory budget.
+CHUNK = 1 << 20
+
+_found_value = FakeKey.__dict__.get("value")
+if not isinstance(_found_value, property) or _found_value.fget is None or _found_value.fset is None:
+    raise ImportError(
+        "local_aws.s3stream: moto's FakeKey.value is no longer a settable property; "
+        "the GetObject streaming patch needs revisiting for this moto version"
+    )
+_original_value: property = _found_value
+_found_get_object = getattr(S3Response, "get_object", None)
+if not callable(_found_get_object):
+    raise ImportError(
+        "local_aws.s3stream: moto's S3Response.get_object is gone; "
+        "the GetObject streaming patch needs revisiting for this moto version"
+    )
+
+_original_get_object: Callable[[Any], Any] = _found_get_object
+_streaming = threading.local()
+
+
+class _Source:
+    """The object's bytes as they were when GetObject ran, readable at any offset.
+
+    A body in a temporary file is read through a duplicate of its descriptor, with pread:
+    no shared file position with moto (or another GetObject of the same key), and a key
+    deleted or overwritten meanwhile (moto closes its buffer) does not cut the answer short.
+    A body still in memory (below moto's buffer size) is small; it is copied.
+    """
+
+    def __init__(self, key: Any):
+        buffer = key._value_buffer  # noqa: SLF001 - moto has no public handle on the file
+        self.fd: int | None = None
+        self.data = b""
+        with key.lock:
+            if getattr(buffer, "_rolled", False):  # in a real file (moto's buffer overflowed)
+                buffer.flush()  # what moto wrote may still sit in the file object's buffer
+                self.fd = os.dup(buffer.fileno())
+                self.size = os.fstat(self.fd).st_size
+                self._finalizer = weakref.finalize(self, os.close, self.fd)
+            else:
+                buffer.seek(0)
+                self.data = buffer.read()
+                self.size = len(self.data)
+
+    def read(self, start: int, length: int) -> bytes:
+        if self.fd is None:
+            return self.data[start : start + length]
+        return os.pread(self.fd, length, start)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self._finalizer()  # closes the descriptor once
+
+
+class KeyBody:
+    """Bytes ``start`` to ``stop`` of an object, sent in chunks of :data:`CHUNK`."""
+
+    def __init__(self, source: _Source, start: int = 0, stop: int | None = None):
+        self.source = source
+        self.start = start
+        self.stop = source.size if stop is None else stop
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def __getitem__(self, item: slice) -> KeyBody:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("a KeyBody slices by a contiguous range only")
+        start, stop, _ = item.indices(len(self))
+        return KeyBody(self.source, self.start + start, self.start + max(stop, start))
+
+    def __iter__(self) -> Iterator[bytes]:
+        position = self.start
+        while position < self.stop:
+            data = self.source.read(position, min(CHUNK, self.stop - position))
+            if not data:
+                # the file shrank under us: fail the response (the client sees a short
+                # body against its Content-Length) rather than send wrong bytes
+                raise OSError(f"object body ended at byte {position} of {self.stop}")
+            position += len(data)
+            yield data
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _value(key: Any) -> Any:
+    if getattr(_streaming, "active", False):
+        return KeyBody(_Source(key))
+    return _original_value.fget(key)  # type: ignore[misc]
+
+
+@functools.wraps(_original_get_object)
+def _get_object(self: Any) -> Any:
+    _streaming.active = True
+    try:
+        return _original_get_object(self)
+    finally:
+        _streaming.active = False
+
+
+def install() -> None:
+    """Patch moto (process-wide, idempotent)."""
+    if FakeKey.__dict__["value"] is _original_value:
+        FakeKey.value = property(_value, _original_value.fset)  # type: ignore[assignment]
+        S3Response.get_object = _get_object  # type: ignore[method-assign]
