@@ -16,6 +16,7 @@ from benchmarks import (
     bench_model_build,
     bench_parity,
     bench_quality,
+    bench_s3_memory,
     bench_transform,
     bench_tuning,
 )
@@ -33,6 +34,7 @@ SUITES = {
     "cost": bench_cost.run,
     "batch_inference": bench_batch_inference.run,
     "journal": bench_journal.run,
+    "s3_memory": bench_s3_memory.run,
 }
 
 
