@@ -10,6 +10,9 @@ answers with ``key.value``: the whole body read into memory, then sliced again f
   statements), gives a :class:`KeyBody` instead of the bytes. A KeyBody has the length and
   the slicing that moto's Range handling uses, and flask/werkzeug send it as an iterable.
 
+The setter of ``FakeKey.value`` is wrapped too, so that a large body is written straight
+to the key's file (see ``_set_value``).
+
 Everything else that reads ``key.value`` (copies, checksums, multipart, the journal's
 snapshots) still gets bytes. The attributes patched are checked at import, so a moto that
 renames them fails loudly here instead of silently materialising bodies again.
@@ -120,6 +123,16 @@ def _value(key: Any) -> Any:
     return _original_value.fget(key)  # type: ignore[misc]
 
 
+def _set_value(key: Any, new_value: bytes) -> None:
+    # moto writes the body into its SpooledTemporaryFile, which first copies it into an
+    # in-memory BytesIO and only then, past its size, into a file: a second whole copy of
+    # the body next to the request's. Rolled over first, the bytes go straight to the file.
+    buffer = key._value_buffer  # noqa: SLF001
+    if len(new_value) > key._max_buffer_size and hasattr(buffer, "rollover"):  # noqa: SLF001
+        buffer.rollover()
+    _original_value.fset(key, new_value)  # type: ignore[misc]
+
+
 @functools.wraps(_original_get_object)
 def _get_object(self: Any) -> Any:
     _streaming.active = True
@@ -132,5 +145,5 @@ def _get_object(self: Any) -> Any:
 def install() -> None:
     """Patch moto (process-wide, idempotent)."""
     if FakeKey.__dict__["value"] is _original_value:
-        FakeKey.value = property(_value, _original_value.fset)  # type: ignore[assignment]
+        FakeKey.value = property(_value, _set_value)  # type: ignore[assignment]
         S3Response.get_object = _get_object  # type: ignore[method-assign]
