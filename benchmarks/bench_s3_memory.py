@@ -4,9 +4,9 @@ A `local-aws serve` process of its own (its memory must be its alone) takes one 
 of ``BENCH_S3_MB`` MB (default 2048), then answers a GetObject of the whole object and a
 Range of half of it. Its peak RSS (VmHWM, from /proc; reset before each phase) is read
 after each phase. The baseline is the same run against a server with moto unpatched
-(``local_aws.s3stream.install`` made a no-op: GetObject answers with the whole body as
-bytes, moto's key buffer copies a body in memory before it spills to its file), in the
-same `make bench`.
+(``local_aws.s3stream.install`` and ``wrap`` made no-ops: moto reads a PutObject's body
+into memory and copies it again into its key buffer before that spills to its file, and
+GetObject answers with the whole body as bytes), in the same `make bench`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ TARGET_MB = 500
 #: A server with moto's S3 unpatched: GetObject answers with the whole body as bytes.
 _UNSTREAMED = (
     "-c",
-    "import sys, local_aws.s3stream as s; s.install = lambda: None; "
+    "import sys, local_aws.s3stream as s; s.install = lambda: None; s.wrap = lambda app: app; "
     "from local_aws.cli import main; sys.exit(main())",
 )
 
@@ -115,7 +115,7 @@ def run(aws: Any) -> list[Row]:
             baseline_name="moto unpatched",
         ),
         Row(
-            "  PutObject (moto still takes the body as one bytes): peak RSS",
+            "  PutObject: peak RSS",
             streamed["put"],
             "MB",
             baseline=baseline["put"],

@@ -150,8 +150,10 @@ class LocalAWS:
         self.journal = Journal(
             self.data_dir / "moto", fsync=self.fsync, compact_every=self.compact_every
         )
+        # large PutObject/UploadPart bodies reach moto's keys file to file, replayed ones too
+        s3_app = s3stream.wrap(moto_app)
         started = time.perf_counter()
-        replayed = self.journal.replay(moto_app)
+        replayed = self.journal.replay(s3_app)
         if replayed:
             log.info(
                 "restored %d S3/Logs/CloudWatch/IAM changes from %s in %.3fs",
@@ -159,7 +161,7 @@ class LocalAWS:
                 self.data_dir,
                 time.perf_counter() - started,
             )
-        dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(moto_app), moto_serves(moto_app)), None)
+        dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(s3_app), moto_serves(moto_app)), None)
         verifier = None
         if self.verify_signatures is not None:
             from local_aws.sigv4 import Verifier
