@@ -17,6 +17,7 @@ from benchmarks import (
     bench_model_build,
     bench_parity,
     bench_quality,
+    bench_s3_memory,
     bench_scheduler,
     bench_transform,
     bench_tuning,
@@ -37,6 +38,7 @@ SUITES = {
     "journal": bench_journal.run,
     "scheduler": bench_scheduler.run,
     "make_up": bench_make_up.run,
+    "s3_memory": bench_s3_memory.run,
 }
 
 

@@ -207,9 +207,11 @@ class ServerProcess:
         port: int | None = None,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = ("-m", "local_aws"),
     ):
         self.data_dir = data_dir
         self.args, self.env = args, env
+        self.launcher = launcher  # what follows the interpreter, before "serve"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
@@ -224,8 +226,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "local_aws",
+                *self.launcher,
                 "serve",
                 "--port",
                 str(self.port),

@@ -142,13 +142,14 @@ class LocalAWS:
     def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from local_aws import gaps, guard, s3fixes
+        from local_aws import gaps, guard, s3fixes, s3stream
         from local_aws.journal import Journal, fast_moto_routing
         from local_aws.keepalive import Connections, KeepAliveHandler
         from local_aws.sagemaker.app import SageMakerApp
         from local_aws.sagemaker.backend import Backend
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        s3stream.install()  # GetObject answers in chunks from the object's file
         self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
@@ -160,8 +161,10 @@ class LocalAWS:
         self.journal = Journal(
             self.data_dir / "moto", fsync=self.fsync, compact_every=self.compact_every
         )
+        # large PutObject/UploadPart bodies reach moto's keys file to file, replayed ones too
+        s3_app = s3stream.wrap(moto_app)
         started = time.perf_counter()
-        replayed = self.journal.replay(moto_app)
+        replayed = self.journal.replay(s3_app)
         if replayed:
             log.info(
                 "restored %d S3/Logs/CloudWatch/IAM changes from %s in %.3fs",
@@ -169,7 +172,7 @@ class LocalAWS:
                 self.data_dir,
                 time.perf_counter() - started,
             )
-        dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(moto_app), moto_serves(moto_app)), None)
+        dispatcher = Dispatcher(gaps.wrap(self.journal.wrap(s3_app), moto_serves(moto_app)), None)
         verifier = None
         if self.verify_signatures is not None:
             from local_aws.sigv4 import Verifier

@@ -1,0 +1,235 @@
+"""S3 bodies to and from moto's key files in chunks, never as one ``bytes`` of the object.
+
+moto keeps an object's body in its ``FakeKey._value_buffer`` (a SpooledTemporaryFile that
+moves to a temporary file past moto's key buffer size), but it reads a request's body
+into memory whole, and ``S3Response.get_object`` answers with ``key.value``: the whole
+body read into memory, then sliced again for a Range (a 1 GB PutObject then GetObject
+peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
+
+* GetObject: ``S3Response.get_object`` runs with a thread-local flag set, and
+  ``FakeKey.value`` read while it is set (only by ``get_object``'s return statements)
+  gives a :class:`KeyBody` instead of the bytes. A KeyBody has the length and the slicing
+  that moto's Range handling uses, and flask/werkzeug send it as an iterable.
+* PutObject and UploadPart: :func:`wrap` shows moto a large body as empty and keeps the
+  body's file aside; the ``FakeKey.value`` setter gives the key moto then creates the
+  file's bytes, copied in chunks (``_set_value``).
+
+Everything else that reads ``key.value`` (copies, checksums, CompleteMultipartUpload, the
+journal's snapshots) still gets bytes. The attributes patched are checked at import, so a
+moto that renames them fails loudly here instead of silently materialising bodies again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.s3.models import FakeKey
+from moto.s3.responses import S3Response
+
+#: Bytes per chunk sent: large enough for few syscalls, small next to any memory budget.
+CHUNK = 1 << 20
+
+_found_value = FakeKey.__dict__.get("value")
+if not isinstance(_found_value, property) or _found_value.fget is None or _found_value.fset is None:
+    raise ImportError(
+        "local_aws.s3stream: moto's FakeKey.value is no longer a settable property; "
+        "the GetObject streaming patch needs revisiting for this moto version"
+    )
+_original_value: property = _found_value
+_found_get_object = getattr(S3Response, "get_object", None)
+if not callable(_found_get_object):
+    raise ImportError(
+        "local_aws.s3stream: moto's S3Response.get_object is gone; "
+        "the GetObject streaming patch needs revisiting for this moto version"
+    )
+
+_original_get_object: Callable[[Any], Any] = _found_get_object
+_streaming = threading.local()
+
+
+class _Source:
+    """The object's bytes as they were when GetObject ran, readable at any offset.
+
+    A body in a temporary file is read through a duplicate of its descriptor, with pread:
+    no shared file position with moto (or another GetObject of the same key), and a key
+    deleted or overwritten meanwhile (moto closes its buffer) does not cut the answer short.
+    A body still in memory (below moto's buffer size) is small; it is copied.
+    """
+
+    def __init__(self, key: Any):
+        buffer = key._value_buffer  # noqa: SLF001 - moto has no public handle on the file
+        self.fd: int | None = None
+        self.data = b""
+        with key.lock:
+            if getattr(buffer, "_rolled", False):  # in a real file (moto's buffer overflowed)
+                buffer.flush()  # what moto wrote may still sit in the file object's buffer
+                self.fd = os.dup(buffer.fileno())
+                self.size = os.fstat(self.fd).st_size
+                self._finalizer = weakref.finalize(self, os.close, self.fd)
+            else:
+                buffer.seek(0)
+                self.data = buffer.read()
+                self.size = len(self.data)
+
+    def read(self, start: int, length: int) -> bytes:
+        if self.fd is None:
+            return self.data[start : start + length]
+        return os.pread(self.fd, length, start)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self._finalizer()  # closes the descriptor once
+
+
+class KeyBody:
+    """Bytes ``start`` to ``stop`` of an object, sent in chunks of :data:`CHUNK`."""
+
+    def __init__(self, source: _Source, start: int = 0, stop: int | None = None):
+        self.source = source
+        self.start = start
+        self.stop = source.size if stop is None else stop
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def __getitem__(self, item: slice) -> KeyBody:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("a KeyBody slices by a contiguous range only")
+        start, stop, _ = item.indices(len(self))
+        return KeyBody(self.source, self.start + start, self.start + max(stop, start))
+
+    def __iter__(self) -> Iterator[bytes]:
+        position = self.start
+        while position < self.stop:
+            data = self.source.read(position, min(CHUNK, self.stop - position))
+            if not data:
+                # the file shrank under us: fail the response (the client sees a short
+                # body against its Content-Length) rather than send wrong bytes
+                raise OSError(f"object body ended at byte {position} of {self.stop}")
+            position += len(data)
+            yield data
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _value(key: Any) -> Any:
+    if getattr(_streaming, "active", False):
+        return KeyBody(_Source(key))
+    return _original_value.fget(key)  # type: ignore[misc]
+
+
+def _set_value(key: Any, new_value: bytes) -> None:
+    buffer = key._value_buffer  # noqa: SLF001 - moto has no public handle on the file
+    source = getattr(_pending, "body", None)
+    if source is not None and new_value == b"":
+        # the key of a PutObject/UploadPart that ``wrap`` showed moto without its body
+        _pending.body = None
+        _adopt(key, buffer, source)
+        return
+    # moto writes the body into its SpooledTemporaryFile, which first copies it into an
+    # in-memory BytesIO and only then, past its size, into a file: a second whole copy of
+    # the body next to the request's. Rolled over first, the bytes go straight to the file.
+    if len(new_value) > key._max_buffer_size and hasattr(buffer, "rollover"):  # noqa: SLF001
+        buffer.rollover()
+    _original_value.fset(key, new_value)  # type: ignore[misc]
+
+
+def _adopt(key: Any, buffer: Any, source: Any) -> None:
+    """Copy ``source`` (a file) into the key's buffer in chunks; its MD5 is the ETag."""
+    buffer.seek(0)
+    buffer.truncate()
+    buffer.rollover()  # straight to moto's temporary file, not through memory
+    source.seek(0)
+    digest = hashlib.md5(usedforsecurity=False)
+    size = 0
+    while chunk := source.read(CHUNK):
+        buffer.write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+    buffer.flush()
+    key.contentsize = size
+    key._etag = digest.hexdigest()  # noqa: SLF001 - else moto reads the file again for it
+
+
+@functools.wraps(_original_get_object)
+def _get_object(self: Any) -> Any:
+    _streaming.active = True
+    try:
+        return _original_get_object(self)
+    finally:
+        _streaming.active = False
+
+
+def install() -> None:
+    """Patch moto (process-wide, idempotent)."""
+    if FakeKey.__dict__["value"] is _original_value:
+        FakeKey.value = property(_value, _set_value)  # type: ignore[assignment]
+        S3Response.get_object = _get_object  # type: ignore[method-assign]
+
+
+#: A PutObject or UploadPart body at least this large reaches its key as a file.
+STREAM_PUT_MIN = 8 << 20
+#: Query parameters of a plain PutObject (boto3 adds x-id) or UploadPart.
+_PUT_QUERY_KEYS = frozenset({"x-id", "partNumber", "uploadId"})
+
+_pending = threading.local()  # .body: the request body file the next empty key value is
+
+
+def wrap(app: Any) -> Any:
+    """moto's WSGI app, with a large PutObject/UploadPart body copied file to file.
+
+    moto reads a request's body into one ``bytes`` (``request.data``) before it handles
+    it: a 2 GB upload held 2 GB. For a plain PutObject or UploadPart whose body is already
+    a file (the journal spooled it to a blob), moto is shown an empty body instead, and the
+    key that moto creates for it gets the file's bytes, copied in chunks (``_set_value``).
+    Requests moto needs the body of are left alone: aws-chunked bodies (moto decodes
+    them) and a checksum algorithm without its value (moto computes it from the body).
+    """
+
+    def streamed(environ: dict[str, Any], start_response: Any) -> Any:
+        body = _file_body(environ)
+        if body is None:
+            return app(environ, start_response)
+        saved = environ["wsgi.input"], environ.get("CONTENT_LENGTH")
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(), "0"
+        _pending.body = body
+        try:
+            return app(environ, start_response)  # flask runs the view before it returns
+        finally:
+            _pending.body = None
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = saved
+
+    return streamed
+
+
+def _file_body(environ: dict[str, Any]) -> Any:
+    """The request's body file, if this is a large plain PutObject or UploadPart."""
+    if environ.get("REQUEST_METHOD") != "PUT" or "HTTP_X_AMZ_COPY_SOURCE" in environ:
+        return None
+    try:
+        if int(environ.get("CONTENT_LENGTH") or 0) < STREAM_PUT_MIN:
+            return None
+        stream = environ["wsgi.input"]
+        stream.fileno()  # a real file (the journal's blob), not the socket
+    except (KeyError, ValueError, AttributeError, OSError):
+        return None
+    query = set(parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    if not query <= _PUT_QUERY_KEYS or ("partNumber" in query) != ("uploadId" in query):
+        return None
+    if environ.get("HTTP_X_AMZ_CONTENT_SHA256", "").startswith("STREAMING-"):
+        return None
+    if "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", ""):
+        return None
+    algorithm = environ.get("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM")
+    if algorithm and not environ.get(f"HTTP_X_AMZ_CHECKSUM_{algorithm.upper()}"):
+        return None
+    return stream
