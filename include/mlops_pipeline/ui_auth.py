@@ -51,3 +51,19 @@ def forbid_unless_readable(user: Any, dag_id: str) -> None:
 
     if not may_read_runs(user, dag_id):
         raise HTTPException(status_code=403, detail=f"you may not read the runs of {dag_id}")
+
+
+def s3_reader(factory: Any = None) -> Any:
+    """What a plugin page reads S3 with: ``factory()`` when given (tests), else a client on
+    the settings' AWS connection, made per request (the connection may change meanwhile)."""
+
+    def s3() -> Any:
+        if factory is not None:
+            return factory()
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        from mlops_pipeline.config import load_settings
+
+        return AwsBaseHook(aws_conn_id=load_settings().aws_conn_id, client_type="s3").get_conn()
+
+    return s3

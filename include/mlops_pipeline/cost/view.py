@@ -173,12 +173,7 @@ def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
     from mlops_pipeline.config import load_settings
     from mlops_pipeline.cost import record
 
-    def s3_client() -> Any:
-        if s3_factory is not None:
-            return s3_factory()
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=load_settings().aws_conn_id).get_conn()
+    s3_client = ui_auth.s3_reader(s3_factory)
 
     def records(user: Any, dag_id: str | None, limit: int) -> dict[str, list[dict[str, Any]]]:
         settings = load_settings()

@@ -139,13 +139,7 @@ def create_app(s3_factory: Any = None) -> Any:
     from mlops_pipeline import ui_auth
     from mlops_pipeline.config import load_settings
 
-    def s3() -> Any:
-        if s3_factory is not None:
-            return s3_factory()
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-        settings = load_settings()
-        return AwsBaseHook(aws_conn_id=settings.aws_conn_id, client_type="s3").get_conn()
+    s3 = ui_auth.s3_reader(s3_factory)
 
     # releases are model_deploy's runs: who may read those may read them
     app = FastAPI(title="Canary releases", dependencies=[ui_auth.login_required()])

@@ -206,12 +206,7 @@ def create_app(s3_factory: Callable[[], Any] | None = None) -> Any:
     from mlops_pipeline import ui_auth
     from mlops_pipeline.config import load_settings
 
-    def s3_client() -> Any:
-        if s3_factory is not None:
-            return s3_factory()
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=load_settings().aws_conn_id).get_conn()
+    s3_client = ui_auth.s3_reader(s3_factory)
 
     # validation results show the data's values: the Airflow login, as for the UI
     app = FastAPI(title="Data Docs", dependencies=[ui_auth.login_required()])
