@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -25,6 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGIN = re.compile(r"login\s+user (\S+), password (\S+)")
 # one REST call; a busy 2-core machine has kept the api-server 30 s from answering
 API_TIMEOUT = 120
+
+
+def reachable(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port`` (Postgres, Redis)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def wait(condition: Callable[[], Any], what: str, timeout: float, interval: float = 0.5) -> Any:

@@ -14,6 +14,7 @@ Needs Postgres (trust auth, user postgres) on 127.0.0.1:5432 and Redis on 127.0.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -21,11 +22,10 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import pytest
 from mlops_pipeline import datagen
 from mlops_pipeline.demo import DEMO_END, DEMO_SEED
 from tests.conftest import free_port
+from tests.integration.stack_kit import reachable, wait
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGIN = re.compile(r"login\s+user (\S+), password (\S+)")
@@ -46,31 +47,8 @@ BUILD_RUN = "celery-build"
 pytestmark = pytest.mark.slow
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _wait(condition: Callable[[], Any], what: str, timeout: float, interval: float = 1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except urllib.error.HTTPError:
-            raise
-        except (TimeoutError, urllib.error.URLError):
-            # a poll the busy api-server did not answer in time: not an answer, ask again
-            # (an HTTP error status is one, and fails the test)
-            if time.monotonic() >= deadline:
-                raise
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+# the kit's poll, once a second: tolerant of a poll the busy api-server did not answer
+_wait = functools.partial(wait, interval=1)
 
 
 @dataclass
@@ -170,7 +148,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (_reachable(5432) and _reachable(6379)):
+    if not (reachable(5432) and reachable(6379)):
         # they run on every machine this project is built and tested on (CI's too): their
         # absence is a broken machine, not a reason to test less
         pytest.fail("needs Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379: start them")
