@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.harness import Row, airflow_environment
+from benchmarks.harness import Row, airflow_environment, run_window
 
 ROWS = 1_000_000
 DAG_BASE_ROWS = 10_000  # see the module's docstring for 100k (1M at 10x)
@@ -285,7 +284,7 @@ def _dag_run(rows: int) -> dict[str, Any]:
                 memory.airflow_pid = proc.pid
                 output, _ = proc.communicate()
                 wall = time.perf_counter() - started
-            state, first, last = _run_window(home / "airflow.db")
+            state, first, last = run_window(home / "airflow.db", "batch_inference")
             if proc.returncode != 0 or state != "success":
                 tail = "\n".join(output.splitlines()[-40:])
                 raise RuntimeError(f"batch_inference ended {state} in the benchmark:\n{tail}")
@@ -303,24 +302,6 @@ def _dag_run(rows: int) -> dict[str, Any]:
         "share": (last - first - in_run) / (last - first),
         "peak_mb": {role: kb / 1024 for role, kb in memory.peak_kb.items()},
     }
-
-
-def _run_window(database: Path) -> tuple[str, float, float]:
-    """The run's state, and its first task start and last task end (epoch seconds)."""
-    with sqlite3.connect(database) as db:
-        [state] = db.execute(
-            "select state from dag_run where dag_id = ?", ("batch_inference",)
-        ).fetchone()
-        first, last = db.execute(
-            "select min(start_date), max(end_date) from task_instance where dag_id = ?",
-            ("batch_inference",),
-        ).fetchone()
-
-    def epoch(value: str) -> float:
-        stamp = dt.datetime.fromisoformat(value)
-        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
-
-    return state, epoch(first), epoch(last)
 
 
 def _job_intervals(sm: Any, after: dt.datetime) -> list[tuple[float, float]]:

@@ -15,7 +15,6 @@ overhead the target (at most 25 %) is about.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Row, airflow_environment
+from benchmarks.harness import Row, airflow_environment, run_window
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SHARE = 0.25
@@ -55,7 +54,7 @@ def run(aws: Any) -> list[Row]:
             text=True,
         )
         wall = time.perf_counter() - started
-        first, last = _run_window(Path(home) / "airflow.db")
+        _, first, last = run_window(Path(home) / "airflow.db", "model_build")
     if done.returncode != 0:
         tail = "\n".join(done.stdout.splitlines()[-40:])
         raise RuntimeError(f"model_build failed in the benchmark:\n{tail}")
@@ -93,21 +92,6 @@ def run(aws: Any) -> list[Row]:
             ok=share <= TARGET_SHARE,
         ),
     ]
-
-
-def _run_window(database: Path) -> tuple[float, float]:
-    """(first task start, last task end) of the model_build run, as epoch seconds."""
-    with sqlite3.connect(database) as db:
-        first, last = db.execute(
-            "select min(start_date), max(end_date) from task_instance where dag_id = ?",
-            ("model_build",),
-        ).fetchone()
-
-    def epoch(value: str) -> float:
-        stamp = dt.datetime.fromisoformat(value)
-        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
-
-    return epoch(first), epoch(last)
 
 
 def _job_intervals(sm: Any, after: dt.datetime) -> list[tuple[float, float]]:

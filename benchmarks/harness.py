@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +83,20 @@ def airflow_environment(
         **{f"MLOPS_{name.upper()}": value for name, value in mlops.items()},
     )
     return env
+
+
+def run_window(database: Path, dag_id: str) -> tuple[str, float, float]:
+    """The state of ``dag_id``'s one run in an ``airflow dags test`` SQLite database, and its
+    first task start and last task end (epoch seconds): the span Airflow's share is of."""
+    with sqlite3.connect(database) as db:
+        [state] = db.execute("select state from dag_run where dag_id = ?", (dag_id,)).fetchone()
+        first, last = db.execute(
+            "select min(start_date), max(end_date) from task_instance where dag_id = ?",
+            (dag_id,),
+        ).fetchone()
+
+    def epoch(value: str) -> float:
+        stamp = dt.datetime.fromisoformat(value)
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)).timestamp()
+
+    return state, epoch(first), epoch(last)
