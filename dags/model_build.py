@@ -47,13 +47,12 @@ from mlops_pipeline import jobs
 from mlops_pipeline.assets import drift_asset, drifted_partition, model_package_asset
 from mlops_pipeline.notifications import alerting_args
 from mlops_pipeline.operators.data_quality import DataQualityOperator
-from mlops_pipeline.operators.sagemaker import (
+from mlops_pipeline.operators.job_watch import job_run
+from mlops_pipeline.operators.registration import (
     ModelQualityGateOperator,
-    ProcessingJobOperator,
     RegisterModelPackageOperator,
-    TuningJobOperator,
-    job_run,
 )
+from mlops_pipeline.operators.sagemaker import ProcessingJobOperator, TuningJobOperator
 
 
 @dag(

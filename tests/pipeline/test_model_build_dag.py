@@ -459,7 +459,7 @@ def test_the_quality_gate_refuses_a_regression_against_the_approved_model(
     """quality_gate on its own: the approved version's evaluation.json against the candidate's."""
     from airflow.sdk import DAG
 
-    from mlops_pipeline.operators.sagemaker import ModelQualityGateOperator
+    from mlops_pipeline.operators.registration import ModelQualityGateOperator
     from tests.conftest import serialize_dag
 
     group = unique("card-fraud")

@@ -419,7 +419,7 @@ def describe_for_review(
     with the package the production endpoint serves (else the newest Approved one)."""
     from mlops_pipeline.deploy import hosting
     from mlops_pipeline.gate import flatten_metrics
-    from mlops_pipeline.operators.sagemaker import latest_approved
+    from mlops_pipeline.operators.registration import latest_approved
 
     package = sm.describe_model_package(ModelPackageName=package_arn)
     if package.get("ModelPackageGroupName") != settings.model_package_group:

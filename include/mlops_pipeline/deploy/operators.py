@@ -216,7 +216,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
 
     def execute(self, context: Context) -> dict:
         from mlops_pipeline.config import load_settings
-        from mlops_pipeline.operators.sagemaker import job_run
+        from mlops_pipeline.operators.job_watch import job_run
 
         settings = load_settings()
         run = job_run(context)
@@ -251,7 +251,7 @@ class StagingEndpointOperator(SageMakerEndpointOperator):
         streams the endpoint's log."""
         from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
-        from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger
+        from mlops_pipeline.operators.job_watch import SageMakerProgressTrigger
 
         if type(trigger) is SageMakerTrigger:
             trigger = SageMakerProgressTrigger(

@@ -63,7 +63,7 @@ def open_session(
     from mlops_pipeline.config import SettingsError
     from mlops_pipeline.deploy.analysis import Bounds
     from mlops_pipeline.deploy.plan import native_deployment, parse_plan
-    from mlops_pipeline.operators.sagemaker import job_run
+    from mlops_pipeline.operators.job_watch import job_run
 
     parsed = parse_plan(
         plan or settings.deploy_canary_plan,

@@ -18,7 +18,9 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformO
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from mlops_pipeline.operators.sagemaker import _ReattachingJob, job_run, read_json
+from mlops_pipeline.operators.job_watch import job_run
+from mlops_pipeline.operators.registration import read_json
+from mlops_pipeline.operators.sagemaker import _ReattachingJob
 
 log = logging.getLogger(__name__)
 

@@ -166,7 +166,7 @@ class DataQualityOperator(BaseOperator):
         hook = SageMakerHook(aws_conn_id=self.aws_conn_id)
         hook.create_processing_job(config, wait_for_completion=False)
         self._persist_links(context, name, partition)
-        from mlops_pipeline.operators.sagemaker import SageMakerProgressTrigger, watch_job
+        from mlops_pipeline.operators.job_watch import SageMakerProgressTrigger, watch_job
 
         if deferrable:  # else the wait holds the worker slot (no triggerer in the deployment)
             self.defer(

@@ -21,26 +21,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
-    SageMakerBaseOperator,
     SageMakerProcessingOperator,
     SageMakerTuningOperator,
 )
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.triggers.base import TriggerEvent
 
-from mlops_pipeline import naming, progress, registry
-from mlops_pipeline.links import (
-    SageMakerLogsLink,
-    SageMakerResourceLink,
-    model_package_name,
-    persist_link,
+from mlops_pipeline import naming
+from mlops_pipeline.links import SageMakerLogsLink, SageMakerResourceLink, persist_link
+from mlops_pipeline.operators.job_watch import (
+    SageMakerProgressTrigger,  # also here: triggers stored before the split name this module
+    failure,
+    job_run,
+    watch_job,
 )
 
 if TYPE_CHECKING:
@@ -51,174 +48,6 @@ if TYPE_CHECKING:
 
 RequestBuilder = Callable[..., dict[str, Any]]
 MAX_ATTEMPTS = 20
-# SageMaker's own trouble is worth a retry; a job that failed on its input or code fails
-# the same way again, so a retry would only pay for it twice
-RETRYABLE_REASONS = ("InternalServerError", "CapacityError", "ThrottlingException")
-
-# JMESPath over the Describe* response: what the wait log shows each poll
-PROGRESS_QUERIES: dict[str, list[str]] = {
-    "tuning": [
-        "HyperParameterTuningJobStatus",
-        "join('', ['training jobs: ', to_string(TrainingJobStatusCounters.Completed), ' done, ',"
-        " to_string(TrainingJobStatusCounters.InProgress), ' running, ',"
-        " to_string(sum([TrainingJobStatusCounters.NonRetryableError,"
-        " TrainingJobStatusCounters.RetryableError])), ' failed, of ',"
-        " to_string(HyperParameterTuningJobConfig.ResourceLimits.MaxNumberOfTrainingJobs)])",
-        "BestTrainingJob && join('', ['best ',"
-        " BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.MetricName, ' = ',"
-        " to_string(BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value), ' (',"
-        " BestTrainingJob.TrainingJobName, ')'])",
-    ],
-    "processing": ["ProcessingJobStatus", "ExitMessage"],
-    "endpoint": ["EndpointStatus", "FailureReason"],
-    "transform": ["TransformJobStatus", "FailureReason"],
-    "training": [
-        "TrainingJobStatus",
-        "SecondaryStatus",
-        "SecondaryStatusTransitions[-1].StatusMessage",
-    ],
-}
-
-
-class SageMakerProgressTrigger(SageMakerTrigger):
-    """The provider's SageMakerTrigger, logging the job's progress when it changes (rather
-    than "not done yet" on each poll) and the job's own output as it is written.
-
-    The provider's wait runs unmodified; a filter on its logger drops the status lines that
-    repeat the last one, and a second coroutine follows the job's CloudWatch Logs streams.
-    """
-
-    def __init__(self, job_name: str, job_type: str, **kwargs: Any) -> None:
-        super().__init__(job_name=job_name, job_type=job_type, **kwargs)
-        self.status_message = f"{job_type} job {job_name}"
-        self.status_queries = PROGRESS_QUERIES.get(job_type.lower(), self.status_queries)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        import asyncio
-        import logging
-
-        only_changes = progress.OnlyChanges(self.status_message)
-        waiter_log = logging.getLogger(progress.WAITER_LOGGER)
-        waiter_log.addFilter(only_changes)
-        done = asyncio.Event()
-        follower = asyncio.create_task(self._follow_logs(done))
-        try:
-            async for event in super().run():
-                done.set()
-                await follower  # the job's last lines before the task resumes
-                yield event
-        finally:
-            waiter_log.removeFilter(only_changes)
-            follower.cancel()
-
-    async def _follow_logs(self, done: Any) -> None:
-        import asyncio
-
-        from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
-
-        follower = progress.LogFollower.for_job(self.job_type, self.job_name)
-        client: list[Any] = []
-
-        def poll() -> list[str]:
-            if not client:  # built in the thread: the connection lookup is sync
-                client.append(
-                    AwsLogsHook(
-                        aws_conn_id=self.aws_conn_id,
-                        region_name=self.region_name,
-                        verify=self.verify,
-                        config=self.botocore_config,
-                    ).conn
-                )
-            return follower.poll(client[0])
-
-        while True:
-            finished = done.is_set()
-            try:
-                progress.emit(self.log.info, self.job_name, await asyncio.to_thread(poll))
-            except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
-                # said once (e.g. no logs:GetLogEvents permission), not on every poll
-                self.log.warning("not following the log of %s: %s", self.job_name, error)
-                return
-            if finished:
-                return
-            try:
-                await asyncio.wait_for(done.wait(), timeout=self.waiter_delay)
-            except TimeoutError:
-                pass
-
-
-def progress_line(job_type: str, description: Mapping[str, Any]) -> str:
-    import jmespath
-
-    values = []
-    for query in PROGRESS_QUERIES[job_type.lower()]:
-        value = jmespath.search(query, dict(description))
-        if value not in (None, ""):
-            values.append(str(value))
-    return " - ".join(values)
-
-
-def watch_job(
-    kind: str,
-    name: str,
-    *,
-    describe: Callable[[str], dict[str, Any]],
-    status_key: str,
-    logs: Any,
-    log: Any,
-    interval: float,
-    budget: float,
-) -> dict[str, Any]:
-    """Wait in the worker until the job ends; its description then. The task log gets the
-    progress line when it changes and the job's output as it is written."""
-    changes = progress.StatusChanges()
-    follower: progress.LogFollower | None = progress.LogFollower.for_job(kind, name)
-    deadline = time.monotonic() + budget
-    while True:
-        description = describe(name)
-        status = description[status_key]
-        running = status in ("InProgress", "Stopping")
-        try:
-            if follower is not None:
-                progress.emit(log.info, name, follower.poll(logs))
-        except Exception as error:  # noqa: BLE001 - the job's output is a courtesy
-            # said once (e.g. no logs:GetLogEvents permission), not on every poll
-            log.warning("not following the log of %s: %s", name, error)
-            follower = None
-        if not running:
-            return description
-        if time.monotonic() > deadline:
-            raise AirflowException(
-                f"{kind} job {name} still {status} after {budget} s; it keeps running "
-                "and a retry of this task re-attaches to it"
-            )
-        line = changes.line(progress_line(kind, description))
-        if line is not None:
-            log.info("%s job %s: %s", kind, name, line)
-        time.sleep(interval)
-
-
-def job_run(context: Context) -> JobRun:
-    """Who the job is for, from the task's context (logical date may be absent)."""
-    from mlops_pipeline.jobs import JobRun
-
-    ti = context["ti"]
-    dag_run = context["dag_run"]
-    logical_date = getattr(dag_run, "logical_date", None)
-    return JobRun(
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        task_id=ti.task_id,
-        key=naming.run_key(logical_date, ti.run_id),
-    )
-
-
-def failure(kind: str, name: str, status: str, reason: str) -> AirflowException:
-    """The exception for a job that did not complete: retryable only when a retry can help."""
-    message = f"SageMaker {kind} job {name} ended {status}: {reason or '(no reason given)'}"
-    if status == "Failed" and not reason.startswith(RETRYABLE_REASONS):
-        return AirflowFailException(message)
-    return AirflowException(message)
 
 
 class _ReattachingJob(BaseOperator):
@@ -551,127 +380,7 @@ class TuningJobOperator(_ReattachingJob, SageMakerTuningOperator):
         self.log.info("%s", "\n".join(lines))
 
 
-class ModelQualityGateOperator(BaseOperator):
-    """The model quality gate: the candidate's evaluation.json against absolute thresholds
-    (settings) and against the currently approved model of the group (no regression).
-
-    Fails the task (no retry: the metrics will not change) with every reason spelled out.
-
-    :param evaluation_uri: the evaluate job's output prefix or evaluation.json (templated)
-    :return: ``evaluation_uri`` and ``compared_with`` (the approved package ARN or None)
-    """
-
-    template_fields: Sequence[str] = ("evaluation_uri",)
-    ui_color = "#fdd0a2"
-
-    def __init__(
-        self, *, evaluation_uri: str, aws_conn_id: str | None = "aws_default", **kwargs: Any
-    ) -> None:
-        kwargs.setdefault("multiple_outputs", True)
-        super().__init__(**kwargs)
-        self.evaluation_uri = evaluation_uri
-        self.aws_conn_id = aws_conn_id
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-        from mlops_pipeline import gate, jobs
-        from mlops_pipeline.config import load_settings
-
-        settings = load_settings()
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        sm = SageMakerHook(aws_conn_id=self.aws_conn_id).conn
-        uri = evaluation_json(self.evaluation_uri)
-        candidate = gate.flatten_metrics(read_json(s3, uri))
-        approved_arn, approved_uri = latest_approved(sm, settings.model_package_group)
-        approved = None
-        if approved_uri:
-            approved = gate.flatten_metrics(read_json(s3, approved_uri))
-        result = gate.evaluate_gate(
-            candidate,
-            jobs.gate_thresholds(settings),
-            approved=approved,
-            approved_arn=approved_arn,
-            no_regression=settings.gate_no_regression,
-            tolerance=settings.gate_regression_tolerance,
-        )
-        summary = f"{result.summary()}\nevaluation: {uri}"
-        if not result.passed:
-            raise AirflowFailException(summary)
-        self.log.info("%s", summary)
-        return {"evaluation_uri": uri, "compared_with": approved_arn}
-
-
-class RegisterModelPackageOperator(SageMakerBaseOperator):
-    """Register the model as a new version of the settings' model package group, pending
-    manual approval; the group is created when missing.
-
-    The request's ClientToken derives from the run and the model, so a retried task gets
-    the package its earlier try registered instead of a second version.
-
-    :param request: ``builder(settings, run, **request_args) -> CreateModelPackage input``
-    :param request_args: the builder's other arguments (templated: XComArgs welcome)
-    :return: ``model_package_arn``, ``model_package_group``, ``model_package_version``
-    """
-
-    template_fields: Sequence[str] = (*SageMakerBaseOperator.template_fields, "request_args")
-    ui_color = "#c6dbef"
-    operator_extra_links = (SageMakerResourceLink(),)
-
-    def __init__(
-        self,
-        *,
-        request: RequestBuilder,
-        request_args: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("multiple_outputs", True)
-        super().__init__(config={}, **kwargs)
-        self.request = request
-        self.request_args = request_args or {}
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
-        from mlops_pipeline.config import load_settings
-
-        settings = load_settings()
-        self.config = self.request(settings, job_run(context), **(self.request_args or {}))
-        group = self.config["ModelPackageGroupName"]
-        created = self.hook.create_model_package_group(
-            group, "Card-fraud models registered by model_build"
-        )
-        try:
-            arn = self.hook.conn.create_model_package(**self.config)["ModelPackageArn"]
-        except ClientError:
-            if created:  # leave nothing half-made behind, as the provider's operator does
-                self.hook.conn.delete_model_package_group(ModelPackageGroupName=group)
-            raise
-        persist_link(context, self, "model-package", model_package_name(arn))
-        package = self.hook.conn.describe_model_package(ModelPackageName=arn)
-        self.log.info(
-            "registered %s (version %s of %s), %s; metrics: %s",
-            arn,
-            package.get("ModelPackageVersion"),
-            group,
-            package.get("ModelApprovalStatus"),
-            self.config["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"],
-        )
-        # model_deploy is scheduled on this asset: its event names the package to approve
-        from mlops_pipeline.assets import model_package_asset
-
-        for outlet in self.outlets:
-            if getattr(outlet, "name", None) == model_package_asset().name:
-                context["outlet_events"][outlet].extra = {"model_package_arn": arn}
-        return {
-            "model_package_arn": arn,
-            "model_package_group": group,
-            "model_package_version": package.get("ModelPackageVersion"),
-        }
-
-
-# -- registry, logs and S3 helpers ---------------------------------------------------------------
+# -- logs --------------------------------------------------------------------------------------
 def log_tail(logs: Any, group: str, job: str, lines: int = 15) -> list[str]:
     """The last ``lines`` messages of a job's CloudWatch log streams ([] when there are none)."""
     from botocore.exceptions import ClientError
@@ -690,35 +399,3 @@ def log_tail(logs: Any, group: str, job: str, lines: int = 15) -> list[str]:
     except ClientError:
         return []  # the reason alone must still reach the user
     return [m for m in messages if m][-lines:]
-
-
-def evaluation_json(uri: str) -> str:
-    """An evaluate job's output prefix or the file itself → the evaluation.json URI."""
-    return uri if uri.endswith(".json") else f"{uri.rstrip('/')}/evaluation.json"
-
-
-def read_json(s3: Any, uri: str) -> Any:
-    """A JSON object from S3 through an S3Hook; a readable error when it is not there."""
-    from botocore.exceptions import ClientError
-
-    bucket, key = s3.parse_s3_url(uri)
-    try:
-        # the client, not the hook's read_key: that builds a boto3 resource (~0.4 s) per call
-        body = s3.conn.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise AirflowFailException(f"{uri} does not exist") from None
-        raise
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise AirflowFailException(f"{uri} is not JSON: {error}") from None
-
-
-def latest_approved(sm: Any, group: str) -> tuple[str | None, str | None]:
-    """(ARN, ModelQuality statistics URI) of the group's newest Approved version, if any."""
-    package = registry.newest_approved(sm, group)
-    if package is None:
-        return None, None
-    quality = package.get("ModelMetrics", {}).get("ModelQuality", {})
-    return package["ModelPackageArn"], quality.get("Statistics", {}).get("S3Uri")
