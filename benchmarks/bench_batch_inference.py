@@ -12,11 +12,10 @@ first task start to last task end, less the union of the SageMaker jobs' own
 drift's PSI, is on Airflow's side), and the peak memory (VmHWM, sampled from /proc) of every
 process involved: the local_aws server, the transform agent, the model server, the gates'
 processing jobs and the Airflow process (``dags test`` runs the tasks in it: the worker).
-The base is 10k rows (10x: 100k). A 1M-row partition (base 100k) runs through transform,
-validate_predictions and publish but fails at detect_drift today: reading the published
-1M-row object back with pandas in chunks ends in botocore's FlexibleChecksumError (the
-response's CRC does not match the bytes read; not investigated yet); 10M rows would take
-most of an hour on a shared two-core machine.
+The base is 100k rows, so 10x is the issue's 1M-row partition end to end. The flatness
+target is on the four processes the issue names (server, transform agent, model server,
+Airflow); the gates' processing jobs load the partition into pandas to validate it (as a
+Deequ job holds its Spark partitions), so their row is reported without that target.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from typing import Any
 from benchmarks.harness import Row, airflow_environment, run_window
 
 ROWS = 1_000_000
-DAG_BASE_ROWS = 10_000  # see the module's docstring for 100k (1M at 10x)
+DAG_BASE_ROWS = 100_000  # 10x: the issue's 1M-row partition end to end
 DAY = dt.date(2026, 3, 10)
 ROLES = ("local_aws server", "transform agent", "model server", "processing jobs", "Airflow")
 
@@ -234,6 +233,7 @@ def dag_rows(base: int) -> list[Row]:
     ]
     for role in ROLES:
         low, high = small["peak_mb"][role], large["peak_mb"][role]
+        flat = role != "processing jobs"  # the gates hold the partition: see the docstring
         out.append(
             Row(
                 f"peak memory, {role}, {base * 10:,} rows (10x)",
@@ -241,8 +241,8 @@ def dag_rows(base: int) -> list[Row]:
                 "MB",
                 baseline=low,
                 baseline_name=f"at {base:,} rows",
-                target="flat in input size (<= 1.5x)",
-                ok=high <= 1.5 * low if low else None,
+                target="flat in input size (<= 1.5x)" if flat else "",
+                ok=(high <= 1.5 * low if low else None) if flat else None,
             )
         )
     return out
