@@ -17,56 +17,26 @@ every S3 location is given, so no default bucket is needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.algokit import CSV, csv_rows, csv_with_label, make_data, tar_members
+from tests.algokit import (
+    CASES,
+    CSV,
+    Case,
+    batch_rows,
+    csv_rows,
+    put_case_data,
+    right_answers,
+    tar_members,
+)
 from tests.conftest import ROLE_ARN, unique
 from tests.jobkit import ensure_execution_role
 
 INSTANCE = "ml.m5.large"
-
-
-@dataclass(frozen=True)
-class Case:
-    algorithm: str
-    version: str
-    hyperparameters: dict[str, Any]
-    objective: str
-    tuned: tuple[str, list[Any]]  # a Grid over one categorical hyperparameter
-    held_out: str  # the second channel: the objective's
-    labels: Callable[[str], list[int]]  # an answer's text/csv row as a label
-    # the endpoint's text/csv answer as rows (batch transform writes one per line)
-    rows: Callable[[str], list[str]] = str.splitlines
-    members: list[str] = field(default_factory=lambda: ["model_algo-1"])
-
-
-CASES = [
-    Case(
-        "knn", "1",
-        {"feature_dim": 4, "k": 5, "predictor_type": "classifier", "sample_size": 500},
-        "test:accuracy", ("k", [1, 9]), "test",
-        lambda row: int(float(row)),
-    ),
-    Case(
-        "linear-learner", "1", {"predictor_type": "binary_classifier", "epochs": 4},
-        "validation:binary_classification_accuracy", ("mini_batch_size", [50, 200]),
-        "validation",
-        lambda row: int(float(row.split(",")[1])),  # score,predicted_label
-    ),
-    Case(
-        "xgboost", "1.7-1",
-        {"objective": "binary:logistic", "num_round": 8, "eval_metric": "auc"},
-        "validation:auc", ("max_depth", [2, 4]), "validation",
-        lambda row: int(float(row) >= 0.5),
-        # the XGBoost container answers an endpoint's CSV request on one line, comma-separated
-        rows=lambda body: body.split(","),
-        members=["xgboost-model"],
-    ),
-]  # fmt: skip
 
 
 @dataclass
@@ -82,11 +52,7 @@ def data_bucket(local_aws, s3) -> str:
     ensure_execution_role(local_aws.client("iam"))
     bucket = unique("sdk-builtins")
     s3.create_bucket(Bucket=bucket)
-    for name, seed, rows in (("train", 1, 300), ("validation", 2, 100), ("test", 3, 100)):
-        x, y = make_data(rows, seed)
-        s3.put_object(Bucket=bucket, Key=f"{name}/part-0.csv", Body=csv_with_label(x, y))
-    x, _ = make_data(100, 4)
-    s3.put_object(Bucket=bucket, Key="batch/rows.csv", Body=csv_rows(x).encode())
+    put_case_data(s3, bucket)
     return bucket
 
 
@@ -101,8 +67,10 @@ def tuned(request, local_aws, data_bucket) -> Tuned:
     from sagemaker.train.tuner import HyperparameterTuner
 
     case: Case = request.param
+    image = image_uris.retrieve(case.algorithm, local_aws.region, case.version)
+    assert image == case.image
     trainer = ModelTrainer(
-        training_image=image_uris.retrieve(case.algorithm, local_aws.region, case.version),
+        training_image=image,
         role=ROLE_ARN,
         compute=Compute(instance_type=INSTANCE, instance_count=1),
         hyperparameters=case.hyperparameters,
@@ -171,14 +139,11 @@ def deployed(tuned) -> Iterator[tuple[Any, Any]]:
 
 def test_model_builder_deploys_and_transformer_scores_the_best_model(tuned, deployed, s3):
     builder, endpoint = deployed
-    x, y = make_data(100, 4)
+    x, y = batch_rows()
     answer = endpoint.invoke(body=csv_rows(x), content_type=CSV, accept=CSV)
     assert answer.content_type == CSV
-    online = tuned.case.rows(answer.body.read().decode())
-    labels = [tuned.case.labels(row) for row in online]
-    assert len(labels) == len(x)
-    right = sum(int(a == b) for a, b in zip(labels, y.astype(int).tolist(), strict=True))
-    assert right >= 0.8 * len(x)  # nearly separable data, seeded: ~0.9 here
+    body = answer.body.read().decode()
+    assert right_answers(tuned.case, body, y) >= 0.8 * len(y)  # nearly separable: ~0.9
 
     output = f"s3://{tuned.bucket}/scored/{tuned.case.algorithm}/"
     transformer = builder.transformer(
@@ -201,4 +166,4 @@ def test_model_builder_deploys_and_transformer_scores_the_best_model(tuned, depl
     key = f"scored/{tuned.case.algorithm}/rows.csv.out"
     batch = s3.get_object(Bucket=tuned.bucket, Key=key)["Body"].read().decode().splitlines()
     # the same model, the same rows: the batch answers are the endpoint's, line for line
-    assert batch == online
+    assert batch == tuned.case.rows(body)
