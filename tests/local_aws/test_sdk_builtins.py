@@ -118,11 +118,13 @@ def test_tuner_optimises_the_algorithms_own_metric(tuned, s3):
 
 
 @pytest.fixture(scope="module")
-def deployed(tuned) -> Iterator[tuple[Any, Any]]:
+def deployed(tuned, tmp_path_factory) -> Iterator[tuple[Any, Any]]:
     """(ModelBuilder, Endpoint) of the best child's model; the endpoint is deleted after."""
     from sagemaker.serve.model_builder import ModelBuilder
 
     builder = ModelBuilder(
+        # its default, a new /tmp/sagemaker/model-builder/<uuid> per builder, stays behind
+        model_path=str(tmp_path_factory.mktemp("model-builder")),
         image_uri=tuned.best.algorithm_specification.training_image,
         s3_model_data_url=tuned.best.model_artifacts.s3_model_artifacts,
         role_arn=ROLE_ARN,
