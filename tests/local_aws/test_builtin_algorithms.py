@@ -398,3 +398,47 @@ def test_linear_learner_quantile_loss_predicts_the_quantile(sm, s3, data, regres
     assert len(scores) == len(y)
     # 200 test rows: the fraction below is q give or take sampling noise (sd ~0.02)
     assert np.mean(y <= scores) == pytest.approx(q, abs=0.07)
+
+
+@pytest.fixture(scope="module")
+def three_classes(s3, data) -> str:
+    """Labels 0, 1, 2: the largest of the first three features (linearly separable)."""
+    for name, seed, rows in (("train", 21, 300), ("validation", 22, 100), ("test", 23, 100)):
+        x = np.random.default_rng(seed).normal(size=(rows, 4)).astype(np.float32)
+        y = x[:, :3].argmax(axis=1).astype(np.float32)
+        s3.put_object(
+            Bucket=data["bucket"], Key=f"multi-{name}/part-0.csv", Body=csv_with_label(x, y)
+        )
+    return f"{data['uri']}/multi-"
+
+
+@pytest.mark.parametrize(
+    "hps, metric",
+    [
+        (
+            {"predictor_type": "binary_classifier", "loss": "hinge_loss", "margin": "2"},
+            "validation:binary_classification_accuracy",
+        ),
+        (
+            {"predictor_type": "multiclass_classifier", "num_classes": "3", "loss": "softmax_loss"},
+            "validation:multiclass_accuracy",
+        ),
+    ],
+    ids=["binary-hinge", "multiclass-softmax"],
+)
+def test_linear_learner_trains_a_classifier_with_its_documented_losses(
+    sm, data, three_classes, hps, metric
+):
+    name = unique("ll-class")
+    if hps["predictor_type"] == "multiclass_classifier":
+        channels = [channel(c, f"{three_classes}{c}/", CSV) for c in ("train", "validation")]
+        request = training_request(
+            name, LINEAR_LEARNER_IMAGE, f"{data['uri']}/out", channels, epochs="10", **hps
+        )
+    else:
+        request = ll_request(data, name, epochs="10", **hps)
+    job = _train(sm, request)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    metrics = metrics_of(job)
+    assert metrics[metric] > 0.85, metrics
+    assert 0 < metrics["validation:objective_loss"] < 1, metrics

@@ -7,7 +7,8 @@ classifier, ``feature_dim`` (``auto``: the data's), and the optional ``epochs``,
 ``mini_batch_size``, ``loss`` (those the documentation lists for the predictor type:
 logistic or hinge_loss; softmax_loss; squared_loss, absolute_loss, huber_loss,
 eps_insensitive_squared_loss, eps_insensitive_absolute_loss, or quantile_loss at
-``quantile``, trained by :mod:`.pinball`), ``wd``, ``l1``, ``learning_rate``, ``use_bias``,
+``quantile``, trained by :mod:`.pinball`; hinge_loss at ``margin``), ``loss_insensitivity``,
+``huber_delta``, ``wd``, ``l1``, ``learning_rate``, ``use_bias``,
 ``normalize_data``, ``normalize_label``, ``early_stopping_patience`` /
 ``early_stopping_tolerance``, ``positive_example_weight_mult``,
 ``balance_multiclass_weights``, ``binary_classifier_model_selection_criteria`` (the score
@@ -150,12 +151,9 @@ def objective_loss(loss: str, y: Any, output: Any, hps: dict[str, str]) -> float
     if loss == "softmax_loss":
         p = np.clip(output[np.arange(len(y)), y.astype(int)], eps, 1)
         return float(-np.mean(np.log(p)))
-    if loss == "hinge_loss":
-        if output.ndim == 2:  # multiclass: the true class's probability against the rest
-            margin = 2 * output[np.arange(len(y)), y.astype(int)] - 1
-            return float(np.mean(np.maximum(0, 1 - margin)))
-        margin = np.log(np.clip(output, eps, 1 - eps) / np.clip(1 - output, eps, 1))
-        return float(np.mean(np.maximum(0, 1 - (2 * y - 1) * margin)))
+    if loss == "hinge_loss":  # binary only: the model's output is the sigmoid of its value
+        value = np.log(np.clip(output, eps, 1 - eps) / np.clip(1 - output, eps, 1))
+        return float(np.mean(np.maximum(0, hinge_margin(hps) - (2 * y - 1) * value)))
     if loss == "quantile_loss":
         return pinball_loss(quantile(hps), y, output)
     error = np.abs(output - y)
@@ -265,6 +263,13 @@ def quantile(hps: dict[str, str]) -> float:
     return value
 
 
+def hinge_margin(hps: dict[str, str]) -> float:
+    value = number(hps, "margin", 1.0)
+    if not value > 0:
+        raise invalid("margin", hps.get("margin"), "a positive number")
+    return value
+
+
 def choose_loss(predictor_type: str, hps: dict[str, str]) -> str:
     """The loss to train with: ``auto`` is the predictor type's default; a loss the
     documentation does not list for the predictor type is refused."""
@@ -281,6 +286,11 @@ def _estimator(predictor_type: str, loss: str, hps: dict[str, str]) -> Any:
     from sklearn.linear_model import SGDClassifier, SGDRegressor
 
     wd, l1 = number(hps, "wd", 0.0001), number(hps, "l1", 0.0)
+    if loss == "hinge_loss":
+        # max(0, m - y f) with f = m g is m * max(0, 1 - y g): scikit-learn's hinge (margin 1)
+        # on g, with the L2 weight times m (the L1 weight unchanged); the weights are then
+        # scaled by m (:func:`_output_scale`)
+        wd *= hinge_margin(hps)
     if loss == "quantile_loss":
         rate = hps.get("learning_rate", "auto")
         return QuantileRegressor(
@@ -316,6 +326,11 @@ def _estimator(predictor_type: str, loss: str, hps: dict[str, str]) -> Any:
             epsilon = 0.0
         return SGDRegressor(loss=_REGRESSOR_LOSSES[loss], epsilon=epsilon, **common)
     return SGDClassifier(loss=_CLASSIFIER_LOSSES[loss], **common)
+
+
+def _output_scale(loss: str, hps: dict[str, str]) -> float:
+    """What the estimator's weights are multiplied by to give the model's (see _estimator)."""
+    return hinge_margin(hps) if loss == "hinge_loss" else 1.0
 
 
 def _sample_weights(predictor_type: str, y: Any, hps: dict[str, str]) -> Any:
@@ -394,13 +409,14 @@ def train() -> None:
     target = (y - label_mean) / label_scale if predictor_type == "regressor" else y.astype(int)
     weights = _sample_weights(predictor_type, y, hps)
     estimator = _estimator(predictor_type, loss, hps)
+    output_scale = _output_scale(loss, hps)
     objective = f"{_OBJECTIVE_NAME.get(loss, loss)}_objective"
     rng = np.random.default_rng(0)
 
     def snapshot(threshold: float = 0.5) -> LinearModel:
         # copies: partial_fit updates the estimator's arrays in place
-        coef = np.atleast_2d(estimator.coef_).copy()
-        bias = np.atleast_1d(estimator.intercept_).copy()
+        coef = np.atleast_2d(estimator.coef_) * output_scale
+        bias = np.atleast_1d(estimator.intercept_) * output_scale
         return LinearModel(
             {
                 "weights": coef, "bias": bias, "mean": mean, "scale": scale,
