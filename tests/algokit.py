@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from mlops_pipeline.config import XGBOOST_IMAGE as XGBOOST_IMAGE
 from tests.conftest import ROLE_ARN
 
 REGISTRY = "382416733822.dkr.ecr.us-east-1.amazonaws.com"  # k-NN's, Linear Learner's in us-east-1
 KNN_IMAGE = f"{REGISTRY}/knn:1"
 LINEAR_LEARNER_IMAGE = f"{REGISTRY}/linear-learner:1"
-XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 CSV = "text/csv"
 RECORDIO = "application/x-recordio-protobuf"
 
