@@ -242,6 +242,26 @@ def endpoint_config_request(name: str, variants: dict[str, tuple[str, float]]) -
     }
 
 
+def ensure_execution_role(iam: Any) -> None:
+    """ROLE_ARN exists in the account, trusted by SageMaker, as on AWS: the SageMaker SDK
+    checks the role (IAM SimulatePrincipalPolicy) before it starts a job."""
+    import json
+
+    role = ROLE_ARN.rsplit("/", 1)[1]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    if role not in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+
+
 # -- waits -----------------------------------------------------------------------------------
 def wait_until_training(sm: Any, name: str, timeout: float = 60) -> None:
     """Return once the training job's script runs (SecondaryStatus Training); bounded."""

@@ -309,11 +309,136 @@ def test_tuning_on_the_algorithms_metric_needs_no_metric_definitions(
             "ClientError: channel 'train' has 4 features per record, but the hyperparameter "
             "feature_dim is 7",
         ),
+        (
+            "linear-learner", {"predictor_type": "multiclass_classifier", "num_classes": "3", "loss": "hinge_loss"},
+            "ClientError: Hyperparameter loss: 'hinge_loss' is not one of ['auto', 'softmax_loss'] "
+            "for a multiclass_classifier (caused by ValidationError)",
+        ),
+        (
+            "linear-learner", {"predictor_type": "binary_classifier", "loss": "quantile_loss"},
+            "ClientError: Hyperparameter loss: 'quantile_loss' is not one of ['auto', 'logistic', "
+            "'hinge_loss'] for a binary_classifier (caused by ValidationError)",
+        ),
+        (
+            "linear-learner", {"predictor_type": "regressor", "loss": "quantile_loss", "quantile": "1.5"},
+            "ClientError: Hyperparameter quantile: '1.5' is not a number between 0 and 1",
+        ),
     ],
-    ids=["knn-missing", "linear-learner-missing", "knn-feature-dim"],
+    ids=[
+        "knn-missing", "linear-learner-missing", "knn-feature-dim", "multiclass-hinge",
+        "binary-quantile", "quantile-out-of-range",
+    ],
 )  # fmt: skip
 def test_bad_hyperparameters_fail_with_a_client_error(sm, data, algorithm, hps, reason):
     build = knn_request if algorithm == "knn" else ll_request
     job = _train(sm, build(data, unique("algo-bad"), **hps))
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(reason)
+
+
+# -- Linear Learner's losses ------------------------------------------------------------------
+def make_regression(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """y = 2 x0 - x1 + N(0, 1): a linear signal, noise of unit variance."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4))
+    return x, 2 * x[:, 0] - x[:, 1] + rng.normal(size=rows)
+
+
+@pytest.fixture(scope="module")
+def regression(s3, data) -> dict[str, Any]:
+    sets = {"train": make_regression(300, 11), "validation": make_regression(100, 12)}
+    sets["test"] = make_regression(200, 13)
+    for name, (x, y) in sets.items():
+        body = "".join(
+            ",".join(repr(float(v)) for v in (t, *row)) + "\n" for row, t in zip(x, y, strict=True)
+        )
+        s3.put_object(Bucket=data["bucket"], Key=f"reg-{name}/part-0.csv", Body=body.encode())
+    return sets
+
+
+def regressor_request(data: dict[str, Any], name: str, **hps: str) -> dict[str, Any]:
+    channels = [channel(c, f"{data['uri']}/reg-{c}/", CSV) for c in ("train", "validation", "test")]
+    hps = {"predictor_type": "regressor", "mini_batch_size": "50", "epochs": "15", **hps}
+    return training_request(name, LINEAR_LEARNER_IMAGE, f"{data['uri']}/out", channels, **hps)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    ["auto", "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
+     "eps_insensitive_absolute_loss", "huber_loss", "quantile_loss"],
+)  # fmt: skip
+def test_linear_learner_trains_a_regressor_with_each_documented_loss(sm, data, regression, loss):
+    job = _train(sm, regressor_request(data, unique("ll-loss"), loss=loss))
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    metrics = metrics_of(job)
+    # every loss fits the linear signal: what is left is about the noise's variance (1)
+    assert metrics["test:mse"] < 1.3, metrics
+    assert metrics["test:objective_loss"] > 0
+
+
+@pytest.mark.parametrize("q", [0.1, 0.9])
+def test_linear_learner_quantile_loss_predicts_the_quantile(sm, s3, data, regression, q):
+    """The model's test objective is the pinball loss, near scikit-learn's exact
+    (linear-programming) quantile regression; about q of the labels fall below its scores."""
+    from sklearn.linear_model import QuantileRegressor
+
+    job = _train(
+        sm, regressor_request(data, unique("ll-quantile"), loss="quantile_loss", quantile=str(q))
+    )
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    x, y = regression["test"]
+    exact = QuantileRegressor(quantile=q, alpha=0, solver="highs").fit(*regression["train"])
+    residual = y - exact.predict(x)
+    best = float(np.mean(np.maximum(q * residual, (q - 1) * residual)))
+    assert metrics_of(job)["test:objective_loss"] == pytest.approx(best, rel=0.05)
+
+    model = _model(sm, LINEAR_LEARNER_IMAGE, job)
+    lines = _transform(sm, s3, data, model, f"q{q}.csv", csv_rows(x).encode(), Accept=CSV)
+    scores = np.array([float(line) for line in lines])
+    assert len(scores) == len(y)
+    # 200 test rows: the fraction below is q give or take sampling noise (sd ~0.02)
+    assert np.mean(y <= scores) == pytest.approx(q, abs=0.07)
+
+
+@pytest.fixture(scope="module")
+def three_classes(s3, data) -> str:
+    """Labels 0, 1, 2: the largest of the first three features (linearly separable)."""
+    for name, seed, rows in (("train", 21, 300), ("validation", 22, 100), ("test", 23, 100)):
+        x = np.random.default_rng(seed).normal(size=(rows, 4)).astype(np.float32)
+        y = x[:, :3].argmax(axis=1).astype(np.float32)
+        s3.put_object(
+            Bucket=data["bucket"], Key=f"multi-{name}/part-0.csv", Body=csv_with_label(x, y)
+        )
+    return f"{data['uri']}/multi-"
+
+
+@pytest.mark.parametrize(
+    "hps, metric",
+    [
+        (
+            {"predictor_type": "binary_classifier", "loss": "hinge_loss", "margin": "2"},
+            "validation:binary_classification_accuracy",
+        ),
+        (
+            {"predictor_type": "multiclass_classifier", "num_classes": "3", "loss": "softmax_loss"},
+            "validation:multiclass_accuracy",
+        ),
+    ],
+    ids=["binary-hinge", "multiclass-softmax"],
+)
+def test_linear_learner_trains_a_classifier_with_its_documented_losses(
+    sm, data, three_classes, hps, metric
+):
+    name = unique("ll-class")
+    if hps["predictor_type"] == "multiclass_classifier":
+        channels = [channel(c, f"{three_classes}{c}/", CSV) for c in ("train", "validation")]
+        request = training_request(
+            name, LINEAR_LEARNER_IMAGE, f"{data['uri']}/out", channels, epochs="10", **hps
+        )
+    else:
+        request = ll_request(data, name, epochs="10", **hps)
+    job = _train(sm, request)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    metrics = metrics_of(job)
+    assert metrics[metric] > 0.85, metrics
+    assert 0 < metrics["validation:objective_loss"] < 1, metrics

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.algokit import csv_with_label, make_data
+from tests.algokit import XGBOOST_IMAGE, csv_with_label, make_data
 from tests.conftest import ROLE_ARN, unique, wait_for
 from tests.jobkit import endpoint_config_request
 
-XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 # the model server parses CSV as float32 before predict: in-process scores use the same
 # values, and are compared to a relative 1e-5 (float32 scores printed and parsed back)
 TOLERANCE = 1e-5

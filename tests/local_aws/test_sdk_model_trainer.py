@@ -17,7 +17,7 @@ import pytest
 
 from tests.algokit import csv_with_label, make_data, tar_members
 from tests.conftest import ROLE_ARN, SKLEARN_IMAGE, unique
-from tests.jobkit import log_lines
+from tests.jobkit import ensure_execution_role, log_lines
 
 TRAIN = """
 import argparse, json, os
@@ -44,21 +44,7 @@ def sdk_environment(local_aws, tmp_path, monkeypatch) -> str:
         f"        DefaultS3Bucket: {bucket}\n"
     )
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
-    # the execution role exists in the account, trusted by SageMaker, as on AWS
-    iam = local_aws.client("iam")
-    role = ROLE_ARN.rsplit("/", 1)[1]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    if role not in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    ensure_execution_role(local_aws.client("iam"))
     return bucket
 
 

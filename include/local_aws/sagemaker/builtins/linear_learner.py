@@ -4,7 +4,11 @@ scikit-learn's stochastic gradient descent, epoch by epoch as the algorithm trai
 Training, under the algorithm's documented contract: ``predictor_type`` (binary_classifier |
 multiclass_classifier | regressor) required, ``num_classes`` too for a multiclass
 classifier, ``feature_dim`` (``auto``: the data's), and the optional ``epochs``,
-``mini_batch_size``, ``loss``, ``wd``, ``l1``, ``learning_rate``, ``use_bias``,
+``mini_batch_size``, ``loss`` (those the documentation lists for the predictor type:
+logistic or hinge_loss; softmax_loss; squared_loss, absolute_loss, huber_loss,
+eps_insensitive_squared_loss, eps_insensitive_absolute_loss, or quantile_loss at
+``quantile``, trained by :mod:`.pinball`; hinge_loss at ``margin``), ``loss_insensitivity``,
+``huber_delta``, ``wd``, ``l1``, ``learning_rate``, ``use_bias``,
 ``normalize_data``, ``normalize_label``, ``early_stopping_patience`` /
 ``early_stopping_tolerance``, ``positive_example_weight_mult``,
 ``balance_multiclass_weights``, ``binary_classifier_model_selection_criteria`` (the score
@@ -48,9 +52,19 @@ from local_aws.sagemaker.builtins.common import (
     run,
     save_arrays,
 )
+from local_aws.sagemaker.builtins.pinball import QuantileRegressor, pinball_loss
 
 PREDICTORS = ("binary_classifier", "multiclass_classifier", "regressor")
-# loss -> (scikit-learn's SGD loss, the name the algorithm's log gives its objective)
+# the losses the documentation lists for each predictor_type, ``auto`` being the first
+LOSSES = {
+    "binary_classifier": ("logistic", "hinge_loss"),
+    "multiclass_classifier": ("softmax_loss",),
+    "regressor": (
+        "squared_loss", "absolute_loss", "eps_insensitive_squared_loss",
+        "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss",
+    ),
+}  # fmt: skip
+# loss -> scikit-learn's SGD loss (quantile_loss has none: :mod:`.pinball` trains it)
 _CLASSIFIER_LOSSES = {"logistic": "log_loss", "softmax_loss": "log_loss", "hinge_loss": "hinge"}
 _REGRESSOR_LOSSES = {
     "squared_loss": "squared_error",
@@ -58,11 +72,6 @@ _REGRESSOR_LOSSES = {
     "huber_loss": "huber",
     "eps_insensitive_squared_loss": "squared_epsilon_insensitive",
     "eps_insensitive_absolute_loss": "epsilon_insensitive",
-}
-_DEFAULT_LOSS = {
-    "binary_classifier": "logistic",
-    "multiclass_classifier": "softmax_loss",
-    "regressor": "squared_loss",
 }
 _OBJECTIVE_NAME = {
     "logistic": "binary_classification_cross_entropy",
@@ -142,12 +151,11 @@ def objective_loss(loss: str, y: Any, output: Any, hps: dict[str, str]) -> float
     if loss == "softmax_loss":
         p = np.clip(output[np.arange(len(y)), y.astype(int)], eps, 1)
         return float(-np.mean(np.log(p)))
-    if loss == "hinge_loss":
-        if output.ndim == 2:  # multiclass: the true class's probability against the rest
-            margin = 2 * output[np.arange(len(y)), y.astype(int)] - 1
-            return float(np.mean(np.maximum(0, 1 - margin)))
-        margin = np.log(np.clip(output, eps, 1 - eps) / np.clip(1 - output, eps, 1))
-        return float(np.mean(np.maximum(0, 1 - (2 * y - 1) * margin)))
+    if loss == "hinge_loss":  # binary only: the model's output is the sigmoid of its value
+        value = np.log(np.clip(output, eps, 1 - eps) / np.clip(1 - output, eps, 1))
+        return float(np.mean(np.maximum(0, hinge_margin(hps) - (2 * y - 1) * value)))
+    if loss == "quantile_loss":
+        return pinball_loss(quantile(hps), y, output)
     error = np.abs(output - y)
     epsilon = number(hps, "loss_insensitivity", 0.01)
     if loss == "absolute_loss":
@@ -248,10 +256,50 @@ def final_metrics(model: LinearModel, x: Any, y: Any, hps: dict[str, str]) -> di
 
 
 # -- training ---------------------------------------------------------------------------------
+def quantile(hps: dict[str, str]) -> float:
+    value = number(hps, "quantile", 0.5)
+    if not 0 < value < 1:
+        raise invalid("quantile", hps.get("quantile"), "a number between 0 and 1")
+    return value
+
+
+def hinge_margin(hps: dict[str, str]) -> float:
+    value = number(hps, "margin", 1.0)
+    if not value > 0:
+        raise invalid("margin", hps.get("margin"), "a positive number")
+    return value
+
+
+def choose_loss(predictor_type: str, hps: dict[str, str]) -> str:
+    """The loss to train with: ``auto`` is the predictor type's default; a loss the
+    documentation does not list for the predictor type is refused."""
+    loss = hps.get("loss", "auto")
+    allowed = LOSSES[predictor_type]
+    if loss == "auto":
+        return allowed[0]
+    if loss not in allowed:
+        raise invalid("loss", loss, f"one of {['auto', *allowed]} for a {predictor_type}")
+    return loss
+
+
 def _estimator(predictor_type: str, loss: str, hps: dict[str, str]) -> Any:
     from sklearn.linear_model import SGDClassifier, SGDRegressor
 
     wd, l1 = number(hps, "wd", 0.0001), number(hps, "l1", 0.0)
+    if loss == "hinge_loss":
+        # max(0, m - y f) with f = m g is m * max(0, 1 - y g): scikit-learn's hinge (margin 1)
+        # on g, with the L2 weight times m (the L1 weight unchanged); the weights are then
+        # scaled by m (:func:`_output_scale`)
+        wd *= hinge_margin(hps)
+    if loss == "quantile_loss":
+        rate = hps.get("learning_rate", "auto")
+        return QuantileRegressor(
+            quantile(hps),
+            wd=wd,
+            l1=l1,
+            learning_rate=0.05 if rate == "auto" else number(hps, "learning_rate", 0.05),
+            fit_intercept=boolean(hps, "use_bias", True),
+        )
     if l1 > 0 and wd > 0:
         penalty, alpha, ratio = "elasticnet", wd + l1, l1 / (wd + l1)
     elif l1 > 0:
@@ -278,6 +326,11 @@ def _estimator(predictor_type: str, loss: str, hps: dict[str, str]) -> Any:
             epsilon = 0.0
         return SGDRegressor(loss=_REGRESSOR_LOSSES[loss], epsilon=epsilon, **common)
     return SGDClassifier(loss=_CLASSIFIER_LOSSES[loss], **common)
+
+
+def _output_scale(loss: str, hps: dict[str, str]) -> float:
+    """What the estimator's weights are multiplied by to give the model's (see _estimator)."""
+    return hinge_margin(hps) if loss == "hinge_loss" else 1.0
 
 
 def _sample_weights(predictor_type: str, y: Any, hps: dict[str, str]) -> Any:
@@ -314,16 +367,7 @@ def train() -> None:
         require(hps, ["num_classes"])
         num_classes = integer(hps, "num_classes", low=3)
     feature_dim = None if hps.get("feature_dim", "auto") == "auto" else integer(hps, "feature_dim")
-    loss = hps.get("loss", "auto")
-    allowed = _REGRESSOR_LOSSES if predictor_type == "regressor" else _CLASSIFIER_LOSSES
-    if loss == "auto":
-        loss = _DEFAULT_LOSS[predictor_type]
-    elif (
-        loss not in allowed
-        or (loss == "softmax_loss" and predictor_type != "multiclass_classifier")
-        or (loss == "logistic" and predictor_type != "binary_classifier")
-    ):
-        raise invalid("loss", loss, f"a loss for a {predictor_type}")
+    loss = choose_loss(predictor_type, hps)
     epochs = integer(hps, "epochs", 15)
     batch = integer(hps, "mini_batch_size", 1000)
     patience = integer(hps, "early_stopping_patience", 3)
@@ -365,13 +409,14 @@ def train() -> None:
     target = (y - label_mean) / label_scale if predictor_type == "regressor" else y.astype(int)
     weights = _sample_weights(predictor_type, y, hps)
     estimator = _estimator(predictor_type, loss, hps)
+    output_scale = _output_scale(loss, hps)
     objective = f"{_OBJECTIVE_NAME.get(loss, loss)}_objective"
     rng = np.random.default_rng(0)
 
     def snapshot(threshold: float = 0.5) -> LinearModel:
         # copies: partial_fit updates the estimator's arrays in place
-        coef = np.atleast_2d(estimator.coef_).copy()
-        bias = np.atleast_1d(estimator.intercept_).copy()
+        coef = np.atleast_2d(estimator.coef_) * output_scale
+        bias = np.atleast_1d(estimator.intercept_) * output_scale
         return LinearModel(
             {
                 "weights": coef, "bias": bias, "mean": mean, "scale": scale,
