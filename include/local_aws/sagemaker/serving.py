@@ -37,7 +37,7 @@ import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from types import FrameType, ModuleType
 from typing import Any
@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from sagemaker_training import content_types, encoders
 from sagemaker_training.errors import UnsupportedFormatError
+
+from local_aws.httpheaders import FastHeadersHandler
 
 LOGGER_NAME = "local_aws.sagemaker.serving"
 logger = logging.getLogger(LOGGER_NAME)
@@ -480,7 +482,7 @@ def _unsupported(error: UnsupportedFormatError) -> str:
 # --- HTTP -------------------------------------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(FastHeadersHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-aws-model-server"
     sys_version = ""
