@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import re
+from email.policy import Compat32
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import IO
@@ -40,10 +41,22 @@ def read_header_lines(fp: IO[bytes]) -> list[bytes]:
             return lines
 
 
+class _Latin1Policy(Compat32):
+    """compat32 for values decoded from latin-1 here: such a str has no surrogates, so the
+    sanitising compat32 does on every read of a header (its only work) always returns it
+    as it is."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_LATIN1 = _Latin1Policy()
+
+
 def parse_headers(fp: IO[bytes]) -> http.client.HTTPMessage:
     """``http.client.parse_headers(fp)``, the same message, faster for plain header lines."""
     lines = read_header_lines(fp)
-    message = http.client.HTTPMessage()
+    message = http.client.HTTPMessage(policy=_LATIN1)
     for line in lines[:-1]:
         match = _PLAIN.fullmatch(line)
         if match is None:

@@ -21,7 +21,9 @@ import threading
 import time
 from typing import Any
 
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 from local_aws.httpheaders import FastHeadersHandler
@@ -58,6 +60,15 @@ class KeepAliveHandler(FastHeadersHandler, MotoRequestHandler):
             with connections.lock:
                 connections.discard(self.connection)
         super().finish()
+
+    def make_environ(self) -> dict[str, Any]:
+        # moto's make_environ only adds the original spelling of underscored header names
+        # (S3 metadata): without any, its two passes over the headers add an empty mapping
+        if any("_" in name for name in self.headers.keys()):
+            return super().make_environ()
+        environ = WSGIRequestHandler.make_environ(self)
+        environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+        return environ
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip() == "100-continue":

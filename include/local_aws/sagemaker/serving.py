@@ -138,6 +138,14 @@ def csv_to_numpy(data: str | bytes) -> np.ndarray:
         if array is not None:
             return array.squeeze()
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    row = text[:-1] if text.endswith("\n") else text
+    if row and not any(c in row for c in ('"', "\r", "\n", "\x00")):
+        # one row without quotes (an endpoint's usual request): csv.reader's row is the
+        # split, and the rest is the toolkit's own steps
+        try:
+            return np.array([row.split(",")]).squeeze().astype(None)
+        except ValueError:
+            pass  # not all numbers: the toolkit's answer, whatever it is
     return encoders.csv_to_numpy(text)
 
 
