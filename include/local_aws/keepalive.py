@@ -180,8 +180,9 @@ class _Response:
             self.chunked = True
         if handler.close_connection:
             lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
         self.headers_sent = True
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+        return head
 
     def write(self, data: bytes) -> None:
         if not data:  # headers wait for the first bytes of the body (PEP 3333)

@@ -123,6 +123,7 @@ class Connection:
     def __init__(self, host: str, port: int, timeout: float):
         self.sock = socket.create_connection((host, port), timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
         self.reader = self.sock.makefile("rb")
         self.host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -130,7 +131,9 @@ class Connection:
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
     ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
         """(status, headers, body, whether the server closes the connection after it)."""
-        self.sock.settimeout(timeout)
+        if timeout != self.timeout:  # settimeout costs two fcntl calls, even unchanged
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", "Accept-Encoding: identity"]
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}")
