@@ -144,8 +144,8 @@ def csv_to_numpy(data: str | bytes) -> np.ndarray:
         # split, and the rest is the toolkit's own steps
         try:
             return np.array([row.split(",")]).squeeze().astype(None)
-        except ValueError:
-            pass  # not all numbers: the toolkit's answer, whatever it is
+        except Exception:
+            pass  # not all numbers, or worse: the toolkit's own answer, whatever it is
     return encoders.csv_to_numpy(text)
 
 
