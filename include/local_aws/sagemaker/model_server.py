@@ -131,7 +131,7 @@ class Connection:
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
     ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
         """(status, headers, body, whether the server closes the connection after it)."""
-        if timeout != self.timeout:  # settimeout costs two fcntl calls, even unchanged
+        if timeout != self.timeout:  # settimeout is a syscall (FIONBIO), even unchanged
             self.sock.settimeout(timeout)
             self.timeout = timeout
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", "Accept-Encoding: identity"]
