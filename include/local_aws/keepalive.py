@@ -4,21 +4,29 @@ werkzeug's development server answers every request with ``Connection: close`` a
 reads whatever the socket still holds for 10 ms (its way to let a client see a 413), which
 would swallow the next request on a kept-alive connection. So a new TCP connection per
 request: a connect and a thread start for every boto3 call (about 0.5 ms of the 2.2 ms an
-InvokeEndpoint added). This handler keeps werkzeug's request parsing (and moto's header
-handling) and runs the WSGI app itself: it reads exactly the request's body (what the app
-left unread is drained, or the connection closed if that is large), frames the response by
-Content-Length or chunks, and keeps the connection for the client's next request.
+InvokeEndpoint added). This handler keeps werkzeug's environ (and moto's header handling),
+parses the header block without the email parser (:mod:`local_aws.httpheaders`) and runs the
+WSGI app itself: it reads exactly the request's body (what the app left unread is drained,
+or the connection closed if that is large), frames the response by Content-Length or
+chunks, sends the headers with the first body bytes, and keeps the connection for the
+client's next request.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
+
+from local_aws.httpheaders import FastHeadersHandler
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +37,13 @@ DRAIN_LIMIT = 1 << 20
 IDLE_TIMEOUT = 60.0
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+#: A body up to this size goes out in the same write as the headers.
+COALESCE_LIMIT = 64 << 10
+#: werkzeug's access log (one line per request), which local_aws turns down to warnings
+_ACCESS_LOG = logging.getLogger("werkzeug")
 
 
-class KeepAliveHandler(MotoRequestHandler):
+class KeepAliveHandler(FastHeadersHandler, MotoRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
 
@@ -48,6 +60,15 @@ class KeepAliveHandler(MotoRequestHandler):
             with connections.lock:
                 connections.discard(self.connection)
         super().finish()
+
+    def make_environ(self) -> dict[str, Any]:
+        # moto's make_environ only adds the original spelling of underscored header names
+        # (S3 metadata): without any, its two passes over the headers add an empty mapping
+        if any("_" in name for name in self.headers.keys()):
+            return super().make_environ()
+        environ = WSGIRequestHandler.make_environ(self)
+        environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+        return environ
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
@@ -108,7 +129,9 @@ class KeepAliveHandler(MotoRequestHandler):
 
 
 class _Response:
-    """The response side of one WSGI call: status line and headers on the first write."""
+    """The response side of one WSGI call: status line and headers go out with the first
+    body bytes, in one write (two writes, two wake-ups of the client, cost more than the
+    copy of a small body)."""
 
     def __init__(self, handler: KeepAliveHandler, environ: dict[str, Any]):
         self.handler = handler
@@ -118,6 +141,7 @@ class _Response:
         self.headers_sent = False
         self.chunked = False
         self.bodiless = False  # HEAD, 1xx, 204, 304: bytes written would be the next response
+        self.code = 0
         self.size = 0
 
     def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -126,12 +150,17 @@ class _Response:
         self.status, self.headers = status, list(headers)
         return self.write
 
-    def _send_headers(self) -> None:
+    def _head(self) -> bytes:
+        """The status line and headers (what ``send_response`` and ``send_header`` write)."""
         assert self.status is not None, "the app wrote before start_response"
         handler = self.handler
         code_text, _, reason = self.status.partition(" ")
-        code = int(code_text)
-        handler.send_response(code, reason)
+        code = self.code = int(code_text)
+        lines = [
+            f"{handler.protocol_version} {code} {reason}",
+            f"Server: {handler.version_string()}",
+            f"Date: {_http_date()}",
+        ]
         names = set()
         for name, value in self.headers:
             lower = name.lower()
@@ -140,40 +169,49 @@ class _Response:
                 if value.lower() == "close":
                     handler.close_connection = True
                 continue  # hop-by-hop: ours to decide
-            handler.send_header(name, value)
+            lines.append(f"{name}: {value}")
         no_body = (
             self.environ["REQUEST_METHOD"] == "HEAD" or code < 200 or code in _NO_BODY_STATUSES
         )
         self.bodiless = no_body
         if "content-length" not in names and not no_body:
             if "transfer-encoding" not in names:
-                handler.send_header("Transfer-Encoding", "chunked")
+                lines.append("Transfer-Encoding: chunked")
             self.chunked = True
         if handler.close_connection:
-            handler.send_header("Connection", "close")
-        handler.end_headers()
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
         self.headers_sent = True
+        return head
 
     def write(self, data: bytes) -> None:
-        if not self.headers_sent:
-            self._send_headers()
-        if not data or self.bodiless:
+        if not data:  # headers wait for the first bytes of the body (PEP 3333)
+            return
+        head = b"" if self.headers_sent else self._head()
+        if self.bodiless:
+            if head:
+                self.handler.wfile.write(head)
             return
         self.size += len(data)
-        wfile = self.handler.wfile
         if self.chunked:
-            wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
-        else:
-            wfile.write(data)
+            data = b"%x\r\n" % len(data) + data + b"\r\n"
+        wfile = self.handler.wfile
+        if head and len(data) <= COALESCE_LIMIT:
+            wfile.write(head + data)
+            return
+        if head:
+            wfile.write(head)
+        wfile.write(data)
 
     def finish(self) -> None:
-        if not self.headers_sent:
-            self._send_headers()
+        out = b"" if self.headers_sent else self._head()
         if self.chunked:
-            self.handler.wfile.write(b"0\r\n\r\n")
+            out += b"0\r\n\r\n"
+        if out:
+            self.handler.wfile.write(out)
         self.handler.wfile.flush()
-        code = int(str(self.status).split(" ", 1)[0])
-        self.handler.log_request(code, self.size)
+        if _ACCESS_LOG.level == logging.NOTSET or _ACCESS_LOG.isEnabledFor(logging.INFO):
+            self.handler.log_request(self.code, self.size)  # werkzeug formats it eagerly
 
     def internal_error(self) -> None:
         body = b"Internal Server Error\n"
@@ -181,6 +219,18 @@ class _Response:
         self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
         self.write(body)
         self.finish()
+
+
+_date: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The Date header's value, formatted once a second rather than once a response."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, email.utils.formatdate(now, usegmt=True))
+    return _date[1]
 
 
 class Connections(set[socket.socket]):

@@ -613,6 +613,16 @@ def test_xgboost_booster_from_user_model_fn(tmp_path: Path, servers: list[Server
         "-0,1\n0,-0.0",
         "True,1\nFalse,0",
         "1e-400,1e400\n2.2250738585072011e-308,1",
+        # one row, as an endpoint is usually called
+        "0.1,0.2,0.3\n",
+        " 1.5, 2 ,-0",
+        "nan,inf,-inf,1e-400",
+        "a,1",
+        "1,,2",
+        "True,0",
+        "1_0,0x10",
+        "7\n",
+        ",",
     ],
 )
 def test_csv_decoding_matches_the_toolkit(text: str) -> None:

@@ -8,7 +8,9 @@ import logging
 import re
 from typing import Any
 
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import get_input_stream
 
 from local_aws.sagemaker import admin, api
 from local_aws.sagemaker.backend import Backend
@@ -54,18 +56,20 @@ class SageMakerApp:
         self.modules = load_resource_modules()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
+        path = environ.get("PATH_INFO", "")
         try:
+            invoke = _INVOKE.match(path)
+            if invoke is not None:  # the hot path: no werkzeug Request or Response built
+                return self._invoke(environ, invoke, start_response)
+            request = Request(environ)
             if request.path.startswith("/_local_aws/"):
                 response = admin.handle(self.backend, request)
-            elif _INVOKE.match(request.path):
-                response = self._invoke(request)
             else:
                 response = self._call(request)
         except AWSError as exc:
             response = error_response(exc)
         except Exception as exc:  # never a bare 500 page: an AWS-shaped error with the cause
-            log.exception("unhandled error in %s", request.path)
+            log.exception("unhandled error in %s", path)
             response = error_response(
                 AWSError(f"{type(exc).__name__}: {exc}", code="InternalFailure", status=500)
             )
@@ -100,16 +104,24 @@ class SageMakerApp:
             json.dumps(result, default=str), status=200, content_type="application/x-amz-json-1.1"
         )
 
-    def _invoke(self, request: Request) -> Response:
-        match = _INVOKE.match(request.path)
-        assert match is not None
+    def _invoke(self, environ: dict[str, Any], match: re.Match[str], start_response: Any) -> Any:
         if self.backend.faults.should_throttle("InvokeEndpoint"):
             raise ThrottlingException("Rate exceeded")
         runtime = importlib.import_module("local_aws.sagemaker.runtime")
+        # PATH_INFO carries the path's UTF-8 bytes as latin-1 (WSGI); werkzeug's Request.path
+        # decodes them the same way
+        name = match.group("name").encode("latin-1").decode("utf-8", "replace")
         status, headers, body = runtime.invoke_endpoint(
-            self.backend, match.group("name"), request.get_data(), dict(request.headers)
+            self.backend,
+            name,
+            get_input_stream(environ).read(),
+            runtime.request_headers(environ),
         )
-        return Response(body, status=status, headers=headers)
+        start_response(
+            f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN')}",
+            [*headers.items(), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
 
 def error_response(exc: AWSError) -> Response:

@@ -32,6 +32,12 @@ _FORWARDED = (
     ("x-amzn-sagemaker-custom-attributes", "X-Amzn-SageMaker-Custom-Attributes"),
     ("x-amzn-sagemaker-inference-id", "X-Amzn-SageMaker-Inference-Id"),
 )
+_TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+# lower-case header name -> its WSGI environ key, for every header InvokeEndpoint reads
+_ENVIRON_KEYS = {
+    name: "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
+    for name in [*(key for key, _ in _FORWARDED), _TARGET_VARIANT]
+}
 _MESSAGE_MAX = 1000
 
 
@@ -40,17 +46,28 @@ def validation_error(message: str) -> AWSError:
     return AWSError(message, code="ValidationError", status=400)
 
 
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request headers InvokeEndpoint reads, by lower-case name, from a WSGI environ
+    (as werkzeug's ``Request.headers`` has them: an empty Content-Type is no header)."""
+    headers = {}
+    for name, key in _ENVIRON_KEYS.items():
+        value = environ.get(key)
+        if value is not None and (value or key != "CONTENT_TYPE"):
+            headers[name] = value
+    return headers
+
+
 def invoke_endpoint(
     backend: Backend, endpoint_name: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int, dict[str, str], bytes]:
+    """``headers``: the request's, by lower-case name (:func:`request_headers`)."""
     started = time.perf_counter()
     live = registry(backend).live.get(endpoint_name)
     router = live.router if live is not None else None
     if router is None:
         router = _wait_for_router(backend, endpoint_name, live)
-    lower = {k.lower(): v for k, v in headers.items()}
-    variant = router.pick(lower.get("x-amzn-sagemaker-target-variant"))
-    forward = {name: lower[key] for key, name in _FORWARDED if key in lower}
+    variant = router.pick(headers.get(_TARGET_VARIANT))
+    forward = {name: headers[key] for key, name in _FORWARDED if key in headers}
 
     fault = backend.faults.variants.get((endpoint_name, variant.name))
     model_started = time.perf_counter()
