@@ -54,6 +54,14 @@ class KeepAliveHandler(FastHeadersHandler, MotoRequestHandler):
             with connections.lock:
                 connections.add(self.connection)
 
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        # http.server reports a connection that sat idle past IDLE_TIMEOUT as an error; with
+        # keep-alive that is how every client's pooled connection ends, not a problem
+        if format.startswith("Request timed out"):
+            log.debug("closing a connection idle for %.0f s", IDLE_TIMEOUT)
+            return
+        super().log_error(format, *args)
+
     def finish(self) -> None:
         connections = getattr(self.server, "local_aws_connections", None)
         if connections is not None:

@@ -58,3 +58,27 @@ def test_one_connection_carries_many_requests(local_aws) -> None:
         assert conn.sock is sock  # never reconnected
     finally:
         conn.close()
+
+
+def test_an_idle_connection_is_closed_without_an_error_line(local_aws, monkeypatch, caplog) -> None:
+    """A pooled client connection that sits idle is closed by the server; http.server calls
+    that "Request timed out", which the server's log printed as an error for every idle
+    client (boto3 keeps its connections open)."""
+    import logging
+
+    from local_aws.keepalive import KeepAliveHandler
+
+    monkeypatch.setattr(KeepAliveHandler, "timeout", 0.3)  # seconds, instead of a minute
+    caplog.set_level(logging.DEBUG)
+    conn = _connect(local_aws)
+    try:
+        assert _call(conn, "PUT", f"/{unique('idle')}")[0] == 200
+        assert conn.sock is not None
+        conn.sock.settimeout(30)
+        assert conn.sock.recv(1) == b""  # the server closed the idle connection
+    except TimeoutError:  # pragma: no cover - the failure this test is for
+        raise AssertionError("the server kept an idle connection open past its timeout") from None
+    finally:
+        conn.close()
+    errors = [r for r in caplog.records if "timed out" in r.getMessage()]
+    assert errors == [], [r.getMessage() for r in errors]
