@@ -2,11 +2,14 @@
 
 A `local-aws serve` process of its own (its memory must be its alone) takes one PutObject
 of ``BENCH_S3_MB`` MB (default 2048), then answers a GetObject of the whole object and a
-Range of half of it. Its peak RSS (VmHWM, from /proc; reset before each phase) is read
-after each phase. The baseline is the same run against a server with moto unpatched
-(``local_aws.s3stream.install`` and ``wrap`` made no-ops: moto reads a PutObject's body
-into memory and copies it again into its key buffer before that spills to its file, and
-GetObject answers with the whole body as bytes), in the same `make bench`.
+Range of half of it; then the same file goes up again the way boto3's ``upload_file``
+sends large files (multipart, boto3's default part size and concurrency) and comes back.
+Its peak RSS (VmHWM, from /proc; reset before each phase) is read after each phase. The
+baseline is the same run against a server with moto unpatched (``local_aws.s3stream``'s
+``install`` and ``wrap`` and ``local_aws.s3join.install`` made no-ops: moto reads a
+PutObject's body into memory and copies it again into its key buffer before that spills to
+its file, GetObject answers with the whole body as bytes, and CompleteMultipartUpload joins
+the parts in memory), in the same `make bench`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ TARGET_MB = 500
 #: A server with moto's S3 unpatched: GetObject answers with the whole body as bytes.
 _UNSTREAMED = (
     "-c",
-    "import sys, local_aws.s3stream as s; s.install = lambda: None; s.wrap = lambda app: app; "
+    "import sys, local_aws.s3stream as s, local_aws.s3join as j; s.install = lambda: None; "
+    "s.wrap = lambda app: app; j.install = lambda: None; "
     "from local_aws.cli import main; sys.exit(main())",
 )
 
@@ -46,6 +50,8 @@ def _read_all(response: dict[str, Any]) -> int:
 
 def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
     """Peak RSS (MB) of a fresh server: at rest, during the PutObject, during the GETs."""
+    from boto3.s3.transfer import TransferConfig
+
     from tests.conftest import ServerProcess
 
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as tmp:
@@ -70,9 +76,25 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             )
             get = _status_mb(pid, "VmHWM")
             assert got == SIZE_MB * MB and ranged == half - half // 2, (got, ranged)
+            s3.delete_object(Bucket="big", Key="big.bin")
+            _reset_peak(pid)
+            s3.upload_file(str(source), "big", "multi.bin")  # boto3's TransferManager
+            multipart = _status_mb(pid, "VmHWM")
+            response = s3.get_object(Bucket="big", Key="multi.bin")
+            got = _read_all(response)
+            multipart_get = _status_mb(pid, "VmHWM")
+            parts = -(-SIZE_MB * MB // TransferConfig().multipart_chunksize)
+            assert got == SIZE_MB * MB and response["ETag"].endswith(f'-{parts}"'), response["ETag"]
         finally:
             server.stop()
-    return {"rest": rest, "put": put, "get": get, "get_growth": get - before_get}
+    return {
+        "rest": rest,
+        "put": put,
+        "get": get,
+        "get_growth": get - before_get,
+        "multipart": multipart,
+        "multipart_get": multipart_get,
+    }
 
 
 def run(aws: Any) -> list[Row]:
@@ -119,6 +141,22 @@ def run(aws: Any) -> list[Row]:
             streamed["put"],
             "MB",
             baseline=baseline["put"],
+            baseline_name="moto unpatched",
+        ),
+        Row(
+            f"S3 {SIZE_MB:,} MB multipart (upload_file) up and back: server peak RSS",
+            streamed["multipart_get"],
+            "MB",
+            baseline=baseline["multipart_get"],
+            baseline_name="moto unpatched",
+            target=f"<= {TARGET_MB} MB",
+            ok=streamed["multipart_get"] <= TARGET_MB,
+        ),
+        Row(
+            "  upload_file (parts, then CompleteMultipartUpload): peak RSS",
+            streamed["multipart"],
+            "MB",
+            baseline=baseline["multipart"],
             baseline_name="moto unpatched",
         ),
         Row("  server at rest", streamed["rest"], "MB"),
