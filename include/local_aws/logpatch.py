@@ -117,15 +117,15 @@ def _get_log_events(
 
 
 def _matching(
-    stream: Any, first: int, stop: int, matcher: EventMessageFilter
-) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(timestamp, index, filter dict) of a stream's events ``first`` to ``stop`` that
-    match."""
+    stream: Any, position: int, first: int, stop: int, matcher: EventMessageFilter
+) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """(timestamp, stream position, index, filter dict) of the stream's events ``first``
+    to ``stop`` that match: ordered as moto's stable sort orders the group's events."""
     for index, event in enumerate(stream.events.read(first, stop), first):
         if matcher.matches(event.message):
             answer = event.to_filter_dict()
             answer["logStreamName"] = stream.log_stream_name
-            yield event.timestamp, index, answer
+            yield event.timestamp, position, index, answer
 
 
 def _resume_at(
@@ -189,9 +189,7 @@ def _filter_log_events(
     for position, stream in enumerate(streams):
         first, stop = stream.events.index_range(start_time, end_time)
         start = _resume_at(stream, position, token, first, interleaved)
-        sources.append(
-            ((ts, position, i, e) for ts, i, e in _matching(stream, start, stop, matcher))
-        )
+        sources.append(_matching(stream, position, start, stop, matcher))
     merged = heapq.merge(*sources) if interleaved else itertools.chain(*sources)
     page = list(itertools.islice(merged, limit))
     more = next(merged, None) is not None
