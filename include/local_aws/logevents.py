@@ -183,9 +183,7 @@ class EventFile:
         path = self.directory / f"{uuid.uuid4().hex}.events"
         count = size = 0
         offsets, first_ts = array("q"), array("q")
-        merged = heapq.merge(
-            _read_events(old.path, 0, old.size), events, key=lambda e: e.timestamp
-        )
+        merged = heapq.merge(_read_events(old.path, 0, old.size), events, key=lambda e: e.timestamp)
         with open(path, "wb") as f:
             for batch in iter(lambda: list(itertools.islice(merged, 10_000)), []):
                 data, new_offsets, new_first_ts = _encode_batch(batch, size, count)

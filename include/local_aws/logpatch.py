@@ -146,9 +146,7 @@ def _resume_at(
     return max(first, after)
 
 
-def _parse_token(
-    token: str, group: str, streams: list[Any]
-) -> tuple[int, int, int] | None:
+def _parse_token(token: str, group: str, streams: list[Any]) -> tuple[int, int, int] | None:
     """(stream position, timestamp, index) of the event a FilterLogEvents token names."""
     try:
         token_group, stream_name, _event_id, timestamp, index = token.rsplit("@", 4)
@@ -178,8 +176,7 @@ def _filter_log_events(
         if not log_stream_names or name in log_stream_names
     ]
     searched = [
-        {"logStreamName": stream.log_stream_name, "searchedCompletely": True}
-        for stream in streams
+        {"logStreamName": stream.log_stream_name, "searchedCompletely": True} for stream in streams
     ]
     token = _parse_token(next_token, log_group_name, streams) if next_token else None
     if next_token and token is None:
@@ -211,7 +208,7 @@ def install(directory: Path) -> None:
         stream.__init__ = _init  # type: ignore[method-assign]
         stream._update = _update  # type: ignore[method-assign]
         stream.put_log_events = _put_log_events  # type: ignore[method-assign]
-        stream.get_log_events = _get_log_events  # type: ignore[method-assign]
+        stream.get_log_events = _get_log_events  # type: ignore[method-assign,assignment]
         logs_models.LogGroup.filter_log_events = _filter_log_events  # type: ignore[method-assign]
 
 
@@ -225,7 +222,8 @@ def collect_garbage() -> int:
     if directory is None:
         return 0
     kept = set(restored)
-    for regions in get_backend("logs").values():  # type: ignore[call-overload]
+    backends: Any = get_backend("logs")
+    for regions in backends.values():
         for backend in regions.values():
             for group in backend.groups.values():
                 for stream in group.streams.values():

@@ -85,7 +85,7 @@ def running_checksum(algorithm: str) -> _Running:
         return hashlib.sha1(usedforsecurity=False)
     if algorithm == "CRC32C":
         try:
-            import crc32c  # type: ignore[import-not-found]
+            import crc32c
 
             return _Crc(crc32c.crc32c, 4)
         except ImportError:
@@ -96,7 +96,7 @@ def running_checksum(algorithm: str) -> _Running:
         from moto.s3 import utils as s3_utils
 
         if getattr(s3_utils, "HAS_CRT", False):
-            from awscrt import checksums  # type: ignore[import-not-found]
+            from awscrt import checksums
 
             return _Crc(checksums.crc64nvme, 8)
         return _Crc(binascii.crc32, 4)
@@ -172,9 +172,10 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> Any:
     parts, etag = _checked_parts(self, body)
     size = sum(part.contentsize for part in parts)
     # the key's own kind of buffer, so that moto (and the journal's snapshots) see no change
-    joined = tempfile.SpooledTemporaryFile(parts[0]._max_buffer_size)  # noqa: SIM115, SLF001
+    max_size = parts[0]._max_buffer_size  # noqa: SLF001
+    joined = tempfile.SpooledTemporaryFile(max_size)  # noqa: SIM115
     try:
-        if size > joined._max_size:  # noqa: SLF001 - straight to the file, not through memory
+        if size > max_size:  # straight to the file, not through memory
             joined.rollover()
         checksum = _join(self, parts, joined)
     except BaseException:

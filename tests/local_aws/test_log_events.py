@@ -102,7 +102,9 @@ def test_a_jobs_log_reads_page_by_page_after_the_job_and_after_a_restart(
         s3.put_object(Bucket="noisy", Key="data/x.csv", Body=b"1,2\n")
         source = upload_source(s3, "noisy", "code/noisy.tar.gz", {"train.py": NOISY})
         sm.create_training_job(**training_request("noisy", "noisy", source))
-        job = wait_for(lambda: sm.describe_training_job(TrainingJobName="noisy"), "TrainingJobStatus")
+        job = wait_for(
+            lambda: sm.describe_training_job(TrainingJobName="noisy"), "TrainingJobStatus"
+        )
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         _check_job_logs(server.client("logs"), "noisy")
         server.stop(signal.SIGKILL)
@@ -176,15 +178,17 @@ def _answers(logs: Any) -> list[Any]:
         events = [event for page in pages for event in page["events"]]
         ids = {event["eventId"]: n for n, event in enumerate(events)}
         answers.append(
-            [
-                (e["logStreamName"], e["message"], e["timestamp"], ids[e["eventId"]])
-                for e in events
-            ]
+            [(e["logStreamName"], e["message"], e["timestamp"], ids[e["eventId"]]) for e in events]
         )
     streams = logs.describe_log_streams(logGroupName=GROUP)["logStreams"]
     answers.append(
         [
-            (s["logStreamName"], s["firstEventTimestamp"], s["lastEventTimestamp"], s["storedBytes"])
+            (
+                s["logStreamName"],
+                s["firstEventTimestamp"],
+                s["lastEventTimestamp"],
+                s["storedBytes"],
+            )
             for s in streams
         ]
     )

@@ -92,7 +92,9 @@ def test_a_large_multipart_upload_round_trips_without_the_object_in_memory(
         size += len(chunk)
     assert size == SIZE
     assert got.hexdigest() == whole.hexdigest()
-    assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB for a {SIZE // MB} MB upload"
+    assert growth < GROWTH_LIMIT, (
+        f"server RSS grew {growth / MB:.0f} MB for a {SIZE // MB} MB upload"
+    )
 
 
 @pytest.mark.parametrize(
