@@ -93,6 +93,26 @@ def _encode_batch(events: list[Event], size: int, count: int) -> tuple[bytes, li
     return bytes(data), offsets, first_ts
 
 
+def _copy_prefix(source: Any, out: Any, length: int) -> None:
+    """The first ``length`` bytes of ``source`` to ``out`` (unbuffered files), in the
+    kernel where it can."""
+    done = 0
+    while done < length:
+        try:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), length - done)
+        except (AttributeError, OSError):
+            copied = 0
+        if not copied:
+            chunk = source.read(min(_READ_BUFFER, length - done))
+            if not chunk:
+                raise OSError(f"{source.name} ended at byte {done} of {length}")
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) :]
+            copied = len(chunk)
+        done += copied
+
+
 def _read_events(path: Path, offset: int, end: int) -> Iterator[Event]:
     """The events of ``path`` from byte ``offset`` (a record's start) to byte ``end``."""
     with open(path, "rb", buffering=_READ_BUFFER) as f:
@@ -177,17 +197,24 @@ class EventFile:
 
     def _merge(self, events: list[Event]) -> None:
         """A batch older than the stream's newest event: merge into a new file (ties keep
-        arrival order, as moto's stable sort does), which then replaces this one."""
+        arrival order, as moto's stable sort does), which then replaces this one. The
+        blocks before the first event the batch goes before are copied as bytes."""
         old = self._view()
         assert self.directory is not None
+        kept_blocks = self._bound(old, events[0].timestamp, left=False) // BLOCK
+        count, size = kept_blocks * BLOCK, old.offsets[kept_blocks]
+        offsets, first_ts = old.offsets[:kept_blocks], old.first_ts[:kept_blocks]
+        merged = heapq.merge(
+            _read_events(old.path, size, old.size), events, key=lambda e: e.timestamp
+        )
         path = self.directory / f"{uuid.uuid4().hex}.events"
-        count = size = 0
-        offsets, first_ts = array("q"), array("q")
-        merged = heapq.merge(_read_events(old.path, 0, old.size), events, key=lambda e: e.timestamp)
-        with open(path, "wb") as f:
+        with open(old.path, "rb", buffering=0) as source, open(path, "wb", buffering=0) as out:
+            _copy_prefix(source, out, size)
             for batch in iter(lambda: list(itertools.islice(merged, 10_000)), []):
                 data, new_offsets, new_first_ts = _encode_batch(batch, size, count)
-                f.write(data)
+                view = memoryview(data)
+                while view:  # an unbuffered write may take part of it
+                    view = view[out.write(view) :]
                 offsets.extend(new_offsets)
                 first_ts.extend(new_first_ts)
                 count, size = count + len(batch), size + len(data)
