@@ -201,7 +201,7 @@ def _filter_log_events(
 
 def install(directory: Path) -> None:
     """Keep log events in files of ``directory`` (process-wide, idempotent)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # job logs may hold secrets
     EventFile.directory = directory
     stream = logs_models.LogStream
     if stream.__dict__["__init__"] is _original_init:
