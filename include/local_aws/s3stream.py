@@ -17,8 +17,9 @@ peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
 * CompleteMultipartUpload: :mod:`local_aws.s3join` joins the parts into a file, and
   :func:`adopt_next` makes it the completed key's buffer.
 
-Everything else that reads ``key.value`` (copies, checksums of copies) still gets bytes. The attributes patched are checked at import, so a
-moto that renames them fails loudly here instead of silently materialising bodies again.
+Everything else that reads ``key.value`` (copies, checksums of copies) still gets bytes.
+The attributes patched are checked at import, so a moto that renames them fails loudly
+here instead of silently materialising bodies again.
 """
 
 from __future__ import annotations
