@@ -16,7 +16,8 @@ The log rows: a training job prints ``BENCH_LOG_MB`` MB (default 1024) of 500-by
 which local_aws sends to CloudWatch Logs as it would any job's; the server's peak RSS
 during the job and what it keeps after it (both over its RSS after a one-line job, so
 that what running any job costs is left out), against a server whose moto keeps the events
-in its own lists (``local_aws.logpatch.install`` made a no-op).
+in its own lists (``local_aws.logpatch``'s ``install`` and ``free_request_bodies`` made
+no-ops).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ LOG_TARGET_MB = 200  # server RSS growth while the job writes its log
 _EVENTS_IN_LISTS = (
     "-c",
     "import sys, local_aws.logpatch as p; p.install = lambda d: None; "
-    "p.collect_garbage = lambda: 0; from local_aws.cli import main; sys.exit(main())",
+    "p.collect_garbage = lambda: 0; p.free_request_bodies = lambda: None; "
+    "from local_aws.cli import main; sys.exit(main())",
 )
 _LINE = 500
 _NOISY_JOB = """

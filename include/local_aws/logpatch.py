@@ -212,6 +212,25 @@ def install(directory: Path) -> None:
         logs_models.LogGroup.filter_log_events = _filter_log_events  # type: ignore[method-assign]
 
 
+def free_request_bodies() -> None:
+    """Let each request's body go when the request ends, not at the next full GC.
+
+    moto runs its Flask apps in debug mode, where Flask gives every request with a form
+    body (a PutLogEvents of 1 MB, say) a class made for it that refers back to the request:
+    a reference cycle, so the body stayed until Python's cyclic collector ran (a job
+    writing its log pushed the server's RSS up by 100+ MB between collections). That class
+    only words a KeyError of ``request.files`` better; moto reads no files.
+    """
+    from flask import debughelpers
+
+    if not callable(getattr(debughelpers, "attach_enctype_error_multidict", None)):
+        raise ImportError(
+            "local_aws.logpatch: flask.debughelpers.attach_enctype_error_multidict is gone; "
+            "check whether Flask's debug mode still ties request bodies into cycles"
+        )
+    debughelpers.attach_enctype_error_multidict = lambda request: None
+
+
 def collect_garbage() -> int:
     """Remove the event files that no stream has (deleted streams, the files of the last
     run rewritten by its replay), keeping those of the snapshot loaded at start; return

@@ -152,6 +152,7 @@ class LocalAWS:
         s3stream.install()  # GetObject answers in chunks from the object's file
         s3join.install()  # CompleteMultipartUpload joins the parts file to file
         logpatch.install(self.data_dir / "log-events")  # log events on disk, not in lists
+        logpatch.free_request_bodies()
         self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
