@@ -14,9 +14,12 @@ peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
   body's file aside; the ``FakeKey.value`` setter gives the key moto then creates the
   file's bytes, copied in chunks (``_set_value``).
 
-Everything else that reads ``key.value`` (copies, checksums, CompleteMultipartUpload, the
-journal's snapshots) still gets bytes. The attributes patched are checked at import, so a
-moto that renames them fails loudly here instead of silently materialising bodies again.
+* CompleteMultipartUpload: :mod:`local_aws.s3join` joins the parts into a file, and
+  :func:`adopt_next` makes it the completed key's buffer.
+
+Everything else that reads ``key.value`` (copies, checksums of copies) still gets bytes.
+The attributes patched are checked at import, so a moto that renames them fails loudly
+here instead of silently materialising bodies again.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ _original_get_object: Callable[[Any], Any] = _found_get_object
 _streaming = threading.local()
 
 
-class _Source:
+class Source:
     """The object's bytes as they were when GetObject ran, readable at any offset.
 
     A body in a temporary file is read through a duplicate of its descriptor, with pread:
@@ -92,7 +95,7 @@ class _Source:
 class KeyBody:
     """Bytes ``start`` to ``stop`` of an object, sent in chunks of :data:`CHUNK`."""
 
-    def __init__(self, source: _Source, start: int = 0, stop: int | None = None):
+    def __init__(self, source: Source, start: int = 0, stop: int | None = None):
         self.source = source
         self.start = start
         self.stop = source.size if stop is None else stop
@@ -123,12 +126,19 @@ class KeyBody:
 
 def _value(key: Any) -> Any:
     if getattr(_streaming, "active", False):
-        return KeyBody(_Source(key))
+        return KeyBody(Source(key))
     return _original_value.fget(key)  # type: ignore[misc]
 
 
 def _set_value(key: Any, new_value: bytes) -> None:
     buffer = key._value_buffer  # noqa: SLF001 - moto has no public handle on the file
+    joined = getattr(_pending, "joined", None)
+    if joined is not None and new_value == b"":
+        # the key of a CompleteMultipartUpload: the parts, joined (local_aws.s3join)
+        _pending.joined = None
+        key._value_buffer, key.contentsize = joined  # noqa: SLF001
+        buffer.close()
+        return
     source = getattr(_pending, "body", None)
     if source is not None and new_value == b"":
         # the key of a PutObject/UploadPart that ``wrap`` showed moto without its body
@@ -141,6 +151,12 @@ def _set_value(key: Any, new_value: bytes) -> None:
     if len(new_value) > key._max_buffer_size and hasattr(buffer, "rollover"):  # noqa: SLF001
         buffer.rollover()
     _original_value.fset(key, new_value)  # type: ignore[misc]
+
+
+def adopt_next(joined: Any, size: int) -> None:
+    """Make ``joined`` (a buffer of moto's kind, ``size`` bytes) the body of the next key
+    created in this thread with an empty value, instead of copying it; None forgets it."""
+    _pending.joined = None if joined is None else (joined, size)
 
 
 def _adopt(key: Any, buffer: Any, source: Any) -> None:

@@ -142,7 +142,7 @@ class LocalAWS:
     def start(self) -> LocalAWS:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from local_aws import gaps, guard, s3fixes, s3stream
+        from local_aws import gaps, guard, logpatch, s3fixes, s3join, s3stream
         from local_aws.journal import Journal, fast_moto_routing
         from local_aws.keepalive import Connections, KeepAliveHandler
         from local_aws.sagemaker.app import SageMakerApp
@@ -150,6 +150,9 @@ class LocalAWS:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         s3stream.install()  # GetObject answers in chunks from the object's file
+        s3join.install()  # CompleteMultipartUpload joins the parts file to file
+        logpatch.install(self.data_dir / "log-events")  # log events on disk, not in lists
+        logpatch.free_request_bodies()
         self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
@@ -165,6 +168,7 @@ class LocalAWS:
         s3_app = s3stream.wrap(moto_app)
         started = time.perf_counter()
         replayed = self.journal.replay(s3_app)
+        logpatch.collect_garbage()  # the files the replay wrote again, deleted streams'
         if replayed:
             log.info(
                 "restored %d S3/Logs/CloudWatch/IAM changes from %s in %.3fs",

@@ -38,6 +38,7 @@ class LogStream:
         self._buffer: list[dict[str, Any]] = []
         self._size = 0
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._closed = threading.Event()
         ensure_log_group(logs, group)
         try:
@@ -57,16 +58,19 @@ class LogStream:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._buffer, self._size = self._buffer, [], 0
-        if not batch:
-            return
-        try:
-            self.logs.put_log_events(
-                logGroupName=self.group, logStreamName=self.stream, logEvents=batch
-            )
-        except Exception:  # a lost log batch must never fail the job itself
-            log.exception("could not write %d log events to %s", len(batch), self.stream)
+        # one batch at a time, in order: a batch that overtook an older one would make the
+        # server merge it into the stream's sorted events instead of appending it
+        with self._send_lock:
+            with self._lock:
+                batch, self._buffer, self._size = self._buffer, [], 0
+            if not batch:
+                return
+            try:
+                self.logs.put_log_events(
+                    logGroupName=self.group, logStreamName=self.stream, logEvents=batch
+                )
+            except Exception:  # a lost log batch must never fail the job itself
+                log.exception("could not write %d log events to %s", len(batch), self.stream)
 
     def _flusher(self) -> None:
         while not self._closed.wait(_FLUSH_SECONDS):
