@@ -4,13 +4,15 @@ large log (issue 7, item 10).
 A `local-aws serve` process of its own (its memory must be its alone) takes one PutObject
 of ``BENCH_S3_MB`` MB (default 2048), then answers a GetObject of the whole object and a
 Range of half of it; then the same file goes up again the way boto3's ``upload_file``
-sends large files (multipart, boto3's default part size and concurrency) and comes back.
+sends large files (multipart, boto3's default part size and concurrency), comes back and is
+copied (CopyObject, as batch_inference's publish does).
 Its peak RSS (VmHWM, from /proc; reset before each phase) is read after each phase. The
 baseline is the same run against a server with moto unpatched (``local_aws.s3stream``'s
 ``install`` and ``wrap`` and ``local_aws.s3join.install`` made no-ops: moto reads a
 PutObject's body into memory and copies it again into its key buffer before that spills to
 its file, GetObject answers with the whole body as bytes, and CompleteMultipartUpload joins
-the parts in memory), in the same `make bench`.
+the parts in memory, CopyObject passes the source's whole body as bytes), in the same
+`make bench`.
 
 The log rows: a training job prints ``BENCH_LOG_MB`` MB (default 1024) of 500-byte lines,
 which local_aws sends to CloudWatch Logs as it would any job's; the server's peak RSS
@@ -52,8 +54,9 @@ for i in range({lines}):
 #: A server with moto's S3 unpatched: GetObject answers with the whole body as bytes.
 _UNSTREAMED = (
     "-c",
-    "import sys, local_aws.s3stream as s, local_aws.s3join as j; s.install = lambda: None; "
-    "s.wrap = lambda app: app; j.install = lambda: None; "
+    "import sys, contextlib, local_aws.s3stream as s, local_aws.s3join as j; "
+    "s.install = lambda: None; s.wrap = lambda app: app; j.install = lambda: None; "
+    "s.copying = lambda key: contextlib.nullcontext(); "
     "from local_aws.cli import main; sys.exit(main())",
 )
 
@@ -110,6 +113,9 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             multipart_get = _status_mb(pid, "VmHWM")
             parts = -(-SIZE_MB * MB // TransferConfig().multipart_chunksize)
             assert got == SIZE_MB * MB and response["ETag"].endswith(f'-{parts}"'), response["ETag"]
+            _reset_peak(pid)  # batch_inference's publish: CopyObject of the multipart output
+            s3.copy_object(Bucket="big", Key="copy.bin", CopySource="big/multi.bin")
+            copy = _status_mb(pid, "VmHWM")
         finally:
             server.stop()
     return {
@@ -119,6 +125,7 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
         "get_growth": get - before_get,
         "multipart": multipart,
         "multipart_get": multipart_get,
+        "copy": copy,
     }
 
 
@@ -246,6 +253,15 @@ def run(aws: Any) -> list[Row]:
             "MB",
             baseline=baseline["multipart"],
             baseline_name="moto unpatched",
+        ),
+        Row(
+            f"S3 CopyObject of the {SIZE_MB:,} MB multipart object: server peak RSS",
+            streamed["copy"],
+            "MB",
+            baseline=baseline["copy"],
+            baseline_name="moto unpatched",
+            target=f"<= {TARGET_MB} MB",
+            ok=streamed["copy"] <= TARGET_MB,
         ),
         Row("  server at rest", streamed["rest"], "MB"),
     ]

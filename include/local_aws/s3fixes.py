@@ -6,6 +6,9 @@ botocore, which checks a whole-object checksum on every GetObject read, fails th
 FlexibleChecksumError (batch_inference's publish copies the transform's multipart output;
 reading a large published day failed). The copy keeps the composite type and part count,
 which botocore knows it cannot check.
+
+CopyObject of a large object goes file to file (``local_aws.s3stream.copying``), not
+through one ``bytes`` of the object.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ def install() -> None:
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        result = original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+        from local_aws import s3stream
+
+        with s3stream.copying(src_key):  # file to file, not the object as bytes
+            result = original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
         if src_key.checksum_value and src_key.checksum_type:
             copied = self.get_object(dest_bucket_name, dest_key_name)
             if copied is not None and copied.checksum_value == src_key.checksum_value:

@@ -97,6 +97,48 @@ def test_a_large_multipart_upload_round_trips_without_the_object_in_memory(
     )
 
 
+def test_a_large_copy_goes_file_to_file(server: ServerProcess, tmp_path: Path) -> None:
+    """CopyObject (batch_inference's publish copies the transform's multipart output):
+    moto handed the whole source object to the copy as bytes."""
+    from boto3.s3.transfer import TransferConfig
+
+    size = 160 * MB
+    source = tmp_path / "out.csv"
+    whole = hashlib.sha256()
+    with open(source, "wb") as f:
+        for i in range(size // MB):
+            f.write(_block(1000 + i))
+            whole.update(_block(1000 + i))
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="copies")
+    config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=2)
+    s3.upload_file(
+        str(source), "copies", "staging/out.csv", Config=config, ExtraArgs={"Metadata": {"a": "1"}}
+    )
+    source.unlink()
+    assert server.proc is not None
+    pid = server.proc.pid
+    before = _status_bytes(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    copied = s3.copy_object(
+        Bucket="copies", Key="published/out.csv", CopySource="copies/staging/out.csv"
+    )
+    growth = _status_bytes(pid, "VmHWM") - before
+
+    got, length, md5 = hashlib.sha256(), 0, hashlib.md5(usedforsecurity=False)
+    answer = s3.get_object(Bucket="copies", Key="published/out.csv")
+    for chunk in answer["Body"].iter_chunks(MB):
+        got.update(chunk)
+        md5.update(chunk)
+        length += len(chunk)
+    assert (length, got.hexdigest()) == (size, whole.hexdigest())
+    assert copied["CopyObjectResult"]["ETag"] == answer["ETag"] == f'"{md5.hexdigest()}"'
+    assert answer["Metadata"] == {"a": "1"}  # the copy keeps the source's metadata
+    assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB copying {size // MB} MB"
+    # the source is untouched by the copy
+    assert s3.head_object(Bucket="copies", Key="staging/out.csv")["ContentLength"] == size
+
+
 @pytest.mark.parametrize(
     ("algorithm", "checksum_type"),
     [("CRC32", "COMPOSITE"), ("CRC32", "FULL_OBJECT"), ("SHA256", "COMPOSITE"), ("SHA1", None)],
