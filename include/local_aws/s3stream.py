@@ -17,7 +17,11 @@ peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
 * CompleteMultipartUpload: :mod:`local_aws.s3join` joins the parts into a file, and
   :func:`adopt_next` makes it the completed key's buffer.
 
-Everything else that reads ``key.value`` (copies, checksums of copies) still gets bytes.
+* CopyObject: :func:`copying` (entered by ``local_aws.s3fixes``) shows moto the source's
+  value as empty and gives the new key the source's file, copied in chunks.
+
+Everything else that reads ``key.value`` (UploadPartCopy, a CopyObject that asks for a new
+checksum algorithm) still gets bytes.
 The attributes patched are checked at import, so a moto that renames them fails loudly
 here instead of silently materialising bodies again.
 """
