@@ -22,9 +22,11 @@ Two things are not pickled as moto would:
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
+import sys
 import threading
 import uuid
 import weakref
@@ -37,7 +39,10 @@ from typing import Any
 #: Bodies larger than this go to blob files rather than into the pickle.
 BODY_LIMIT = 256 << 10
 _CHUNK = 1 << 20
-_FORMAT = 1
+#: 2: small S3 objects pickled by :func:`_restore_small_key` (format 1, moto's own
+#: ``__getstate__``, still loads).
+_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 #: moto's backend names for the signing names the journal records.
 BACKENDS = {
@@ -104,6 +109,20 @@ def _restore_key(cls: Any, state: dict[str, Any], blob_name: str) -> Any:
     return key
 
 
+def _restore_small_key(cls: Any, state: dict[str, Any], value: bytes) -> Any:
+    """moto's ``FakeKey.__setstate__`` without its per-key overhead (a dict comprehension
+    and the value setter), which was most of a restart's time for many small objects."""
+    key = cls.__new__(cls)
+    key.__dict__.update(state)
+    buffer = SpooledTemporaryFile(max_size=state["_max_buffer_size"])  # noqa: SIM115
+    if value:
+        buffer.write(value)
+    key._value_buffer = buffer
+    key.contentsize = len(value)  # as moto's: 0 for a disposed key's empty body
+    key.lock = threading.Lock()
+    return key
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -118,12 +137,23 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, self._store_type):
             return _restore_versioned, (type(obj), [(k, list(v)) for k, v in obj.lists()])
-        if isinstance(obj, self._key_type) and obj.size > BODY_LIMIT:
+        if isinstance(obj, self._key_type):
             # a disposed key (the parts of a completed upload stay referenced) has no body
-            # left: moto's own pickling keeps it empty
-            if not obj._value_buffer.closed:
+            # left: kept empty, as moto's own pickling does
+            if obj.size > BODY_LIMIT and not obj._value_buffer.closed:
                 return self._key_by_blob(obj)
+            return self._small_key(obj)
         return NotImplemented
+
+    @staticmethod
+    def _small_key(key: Any) -> Any:
+        try:
+            value = key.value
+        except ValueError:  # disposed: its buffer is closed
+            value = b""
+        state = key.__dict__.copy()
+        del state["_value_buffer"], state["lock"]
+        return _restore_small_key, (type(key), state, value)
 
     def _key_by_blob(self, key: Any) -> Any:
         with _written_lock:
@@ -146,8 +176,14 @@ def capture(services: Iterable[str], extra: dict[str, Any]) -> Capture:
     state = {}
     for service in services:
         name = BACKENDS.get(service)
-        if name is not None:
-            state[name] = dict(get_backend(name))  # type: ignore[call-overload]
+        # A service moto has not served in this process has no state, and importing its
+        # models can take seconds (application-autoscaling's pull in ECS and EC2): here,
+        # with writes paused, and again at every restart when the snapshot is loaded.
+        if name is None or f"moto.{name}" not in sys.modules:
+            continue
+        accounts = dict(get_backend(name))  # type: ignore[call-overload]
+        if accounts:
+            state[name] = accounts
     out = io.BytesIO()
     pickler = _Pickler(out)
     try:
@@ -190,18 +226,27 @@ def restore(path: Path, blob_dir: Path) -> dict[str, Any]:
 
     with open(path, "rb") as f:
         header = pickle.load(f)
-        if header.get("format") != _FORMAT or header.get("moto") != _moto_version():
+        if header.get("format") not in _READABLE_FORMATS or header.get("moto") != _moto_version():
             raise SnapshotError(
                 f"{path} was written by moto {header.get('moto')} (format "
                 f"{header.get('format')}); this is moto {_moto_version()}: install "
                 f"moto=={header.get('moto')} to load it"
             )
         _loading.blob_dir = blob_dir
+        # Every object unpickled is a new container the cyclic collector tracks: left on,
+        # it ran over the growing heap again and again (half of the load time for 20,000
+        # objects). Nothing unpickled is garbage yet, so there is nothing for it to find.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             data = pickle.load(f)
         finally:
             _loading.blob_dir = None
+            if collecting:
+                gc.enable()
     for name, accounts in data.pop("backends").items():
+        if not accounts:  # nothing to load: not worth importing its models
+            continue
         backends: Any = get_backend(name)
         backends.update(accounts)
         registry: list[Any] = BackendDict._instances  # type: ignore[misc]

@@ -141,6 +141,53 @@ def test_a_snapshot_from_another_moto_is_refused_by_name(tmp_path: Path, monkeyp
     assert type(caught.value).__name__ == "JournalError"
 
 
+def test_a_data_dir_compacted_by_the_previous_version_still_restarts(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Snapshots written before small S3 objects got their own pickling (format 1, moto's
+    ``__getstate__``) load as they are, next to those written now."""
+    import pickle
+
+    import local_aws.snapshot as snapshot
+
+    journal_dir = tmp_path / "journal"
+    with Run(journal_dir) as run:
+        s3 = run.client("s3")
+        s3.create_bucket(Bucket="old")
+        for i in range(5):
+            s3.put_object(
+                Bucket="old", Key=f"k/{i}", Body=f"body {i}".encode(), Metadata={"i": str(i)}
+            )
+        s3.put_object(Bucket="old", Key="big", Body=os.urandom(BODY_LIMIT + 1))
+        s3.delete_object(Bucket="old", Key="k/0")
+        run.client("logs").create_log_group(logGroupName="old-group")
+        before = bucket_state(s3, "old")
+        with monkeypatch.context() as previous:
+            previous.setattr(snapshot, "_FORMAT", 1)
+            previous.setattr(
+                snapshot._Pickler, "_small_key", staticmethod(lambda key: NotImplemented)
+            )
+            assert run.journal.compact()
+    (written,) = journal_dir.glob("snapshot-*")
+    with open(written, "rb") as f:
+        assert pickle.load(f)["format"] == 1
+    with Run(journal_dir) as run:
+        assert run.replayed == 1
+        s3 = run.client("s3")
+        assert bucket_state(s3, "old") == before
+        groups = run.client("logs").describe_log_groups()["logGroups"]
+        assert [g["logGroupName"] for g in groups] == ["old-group"]
+        s3.put_object(Bucket="old", Key="k/9", Body=b"new")
+        assert run.journal.compact()  # and now in the current format
+    with Run(journal_dir) as run:
+        s3 = run.client("s3")
+        assert bucket_state(s3, "old") == {
+            **before,
+            **{k: v for k, v in bucket_state(s3, "old").items() if k.startswith("k/9@")},
+        }
+        assert s3.get_object(Bucket="old", Key="k/9")["Body"].read() == b"new"
+
+
 def _writer(server: ServerProcess, expected: dict[str, bytes | None]) -> str | None:
     """Put and delete objects until the server dies; return the key of the write in flight
     (applied or not) and leave ``expected`` with what was acknowledged."""
