@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Row
+from tests.memkit import MB, reset_peak, status_bytes
 
-MB = 1 << 20
 SIZE_MB = int(os.environ.get("BENCH_S3_MB", "2048"))
 TARGET_MB = 500
 LOG_MB = int(os.environ.get("BENCH_LOG_MB", "1024"))
@@ -62,14 +62,7 @@ _UNSTREAMED = (
 
 
 def _status_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"/proc/{pid}/status has no {field}")
-
-
-def _reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    return status_bytes(pid, field) / MB
 
 
 def _read_all(response: dict[str, Any]) -> int:
@@ -91,12 +84,12 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             s3 = server.client("s3")
             s3.create_bucket(Bucket="big")
             rest = _status_mb(pid, "VmRSS")
-            _reset_peak(pid)
+            reset_peak(pid)
             with open(source, "rb") as body:
                 s3.put_object(Bucket="big", Key="big.bin", Body=body)
             put = _status_mb(pid, "VmHWM")
             before_get = _status_mb(pid, "VmRSS")  # what the PutObject left resident
-            _reset_peak(pid)
+            reset_peak(pid)
             got = _read_all(s3.get_object(Bucket="big", Key="big.bin"))
             half = SIZE_MB * MB // 2
             ranged = _read_all(
@@ -105,7 +98,7 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             get = _status_mb(pid, "VmHWM")
             assert got == SIZE_MB * MB and ranged == half - half // 2, (got, ranged)
             s3.delete_object(Bucket="big", Key="big.bin")
-            _reset_peak(pid)
+            reset_peak(pid)
             s3.upload_file(str(source), "big", "multi.bin")  # boto3's TransferManager
             multipart = _status_mb(pid, "VmHWM")
             response = s3.get_object(Bucket="big", Key="multi.bin")
@@ -113,7 +106,7 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             multipart_get = _status_mb(pid, "VmHWM")
             parts = -(-SIZE_MB * MB // TransferConfig().multipart_chunksize)
             assert got == SIZE_MB * MB and response["ETag"].endswith(f'-{parts}"'), response["ETag"]
-            _reset_peak(pid)  # batch_inference's publish: CopyObject of the multipart output
+            reset_peak(pid)  # batch_inference's publish: CopyObject of the multipart output
             s3.copy_object(Bucket="big", Key="copy.bin", CopySource="big/multi.bin")
             copy = _status_mb(pid, "VmHWM")
         finally:
@@ -150,7 +143,7 @@ def _log_growth(launcher: tuple[str, ...] | None) -> dict[str, float]:
                 request = training_request(name, "noisy", source)
                 request["StoppingCondition"] = {"MaxRuntimeInSeconds": 3600}
                 rest = _status_mb(pid, "VmRSS")
-                _reset_peak(pid)
+                reset_peak(pid)
                 sm.create_training_job(**request)
                 job = wait_for(
                     lambda name=name: sm.describe_training_job(TrainingJobName=name),  # type: ignore[misc]

@@ -18,25 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.memkit import MB, block, reset_peak, status_bytes
 
-MB = 1 << 20
 SIZE = 320 * MB  # 20 parts
 PART = 16 * MB
 #: Peak RSS growth allowed during the whole upload: moto's own join held the object twice
 #: (its bytearray, then bytes of it), and a third time for a full-object checksum.
 GROWTH_LIMIT = 120 * MB
-
-
-def _status_bytes(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"/proc/{pid}/status has no {field}")
-
-
-def _block(i: int) -> bytes:
-    seed = hashlib.sha256(b"multipart" + i.to_bytes(4, "big")).digest()
-    return (seed * (MB // len(seed)))[:MB]
 
 
 def _crc32(data: bytes, value: int = 0) -> int:
@@ -67,7 +55,7 @@ def test_a_large_multipart_upload_round_trips_without_the_object_in_memory(
     whole, part_md5s = hashlib.sha256(), []
     with open(source, "wb") as f:
         for first in range(0, SIZE // MB, PART // MB):
-            part = b"".join(_block(i) for i in range(first, first + PART // MB))
+            part = b"".join(block(i, b"multipart") for i in range(first, first + PART // MB))
             f.write(part)
             whole.update(part)
             part_md5s.append(hashlib.md5(part, usedforsecurity=False).digest())
@@ -75,11 +63,11 @@ def test_a_large_multipart_upload_round_trips_without_the_object_in_memory(
     s3.create_bucket(Bucket="joined")
     assert server.proc is not None
     pid = server.proc.pid
-    before = _status_bytes(pid, "VmRSS")
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status_bytes(pid, "VmRSS")
+    reset_peak(pid)
     config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=2)
     s3.upload_file(str(source), "joined", "model.tar.gz", Config=config)
-    growth = _status_bytes(pid, "VmHWM") - before
+    growth = status_bytes(pid, "VmHWM") - before
     source.unlink()
 
     expected_etag = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
@@ -107,8 +95,8 @@ def test_a_large_copy_goes_file_to_file(server: ServerProcess, tmp_path: Path) -
     whole = hashlib.sha256()
     with open(source, "wb") as f:
         for i in range(size // MB):
-            f.write(_block(1000 + i))
-            whole.update(_block(1000 + i))
+            f.write(block(1000 + i, b"multipart"))
+            whole.update(block(1000 + i, b"multipart"))
     s3 = server.client("s3")
     s3.create_bucket(Bucket="copies")
     config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=2)
@@ -118,12 +106,12 @@ def test_a_large_copy_goes_file_to_file(server: ServerProcess, tmp_path: Path) -
     source.unlink()
     assert server.proc is not None
     pid = server.proc.pid
-    before = _status_bytes(pid, "VmRSS")
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status_bytes(pid, "VmRSS")
+    reset_peak(pid)
     copied = s3.copy_object(
         Bucket="copies", Key="published/out.csv", CopySource="copies/staging/out.csv"
     )
-    growth = _status_bytes(pid, "VmHWM") - before
+    growth = status_bytes(pid, "VmHWM") - before
 
     got, length, md5 = hashlib.sha256(), 0, hashlib.md5(usedforsecurity=False)
     answer = s3.get_object(Bucket="copies", Key="published/out.csv")

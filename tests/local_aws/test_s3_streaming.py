@@ -13,35 +13,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.memkit import MB, block, reset_peak, status_bytes
 
-MB = 1 << 20
 SIZE = 200 * MB
 #: Peak RSS growth allowed while the object is downloaded: a materialised body alone
 #: would be SIZE (moto's copy of it, then its slice for a range: 2×).
 GROWTH_LIMIT = 60 * MB
 
 
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"/proc/{pid}/status has no {field}")
-
-
-def _reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-
-
-def _block(i: int) -> bytes:
-    """Deterministic, incompressible-enough 1 MiB block number i (no 200 MB in the repo)."""
-    seed = hashlib.sha256(i.to_bytes(4, "big")).digest()
-    return (seed * (MB // len(seed)))[:MB]
-
-
 def _expected(start: int, stop: int) -> bytes:
     out = bytearray()
     for i in range(start // MB, (stop - 1) // MB + 1):
-        out += _block(i)
+        out += block(i)
     first = (start // MB) * MB
     return bytes(out[start - first : stop - first])
 
@@ -54,17 +37,17 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     source = data_dir.parent / "stream-source.bin"
     with open(source, "wb") as f:
         for i in range(SIZE // MB):
-            f.write(_block(i))
+            f.write(block(i))
     proc = ServerProcess(data_dir / "aws").start()
     try:
         assert proc.proc is not None
         s3 = proc.client("s3")
         s3.create_bucket(Bucket="big")
-        before = _status_kb(proc.proc.pid, "VmRSS")
-        _reset_peak(proc.proc.pid)
+        before = status_bytes(proc.proc.pid, "VmRSS")
+        reset_peak(proc.proc.pid)
         with open(source, "rb") as f:
             s3.put_object(Bucket="big", Key="object.bin", Body=f)
-        proc.put_growth = _status_kb(proc.proc.pid, "VmHWM") - before  # type: ignore[attr-defined]
+        proc.put_growth = status_bytes(proc.proc.pid, "VmHWM") - before  # type: ignore[attr-defined]
         source.unlink()
         yield proc
     finally:
@@ -76,14 +59,14 @@ def _download_peak_growth(server: ServerProcess, **kwargs: str) -> tuple[int, st
     assert server.proc is not None
     pid = server.proc.pid
     s3 = server.client("s3")
-    before = _status_kb(pid, "VmRSS")
-    _reset_peak(pid)
+    before = status_bytes(pid, "VmRSS")
+    reset_peak(pid)
     response = s3.get_object(Bucket="big", Key="object.bin", **kwargs)
     digest, size = hashlib.sha256(), 0
     for chunk in response["Body"].iter_chunks(MB):
         digest.update(chunk)
         size += len(chunk)
-    return _status_kb(pid, "VmHWM") - before, digest.hexdigest(), size
+    return status_bytes(pid, "VmHWM") - before, digest.hexdigest(), size
 
 
 def test_a_large_get_object_is_streamed(server: ServerProcess) -> None:
@@ -91,7 +74,7 @@ def test_a_large_get_object_is_streamed(server: ServerProcess) -> None:
     assert size == SIZE
     whole = hashlib.sha256()
     for i in range(SIZE // MB):
-        whole.update(_block(i))
+        whole.update(block(i))
     assert digest == whole.hexdigest()
     assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB for a {SIZE // MB} MB GET"
 
@@ -102,7 +85,7 @@ def test_a_large_put_object_is_streamed(server: ServerProcess) -> None:
     head = server.client("s3").head_object(Bucket="big", Key="object.bin")
     whole = hashlib.md5(usedforsecurity=False)
     for i in range(SIZE // MB):
-        whole.update(_block(i))
+        whole.update(block(i))
     assert head["ContentLength"] == SIZE
     assert head["ETag"] == f'"{whole.hexdigest()}"'
 
