@@ -184,7 +184,8 @@ def _set_value(key: Any, new_value: bytes) -> None:
         return
     source = getattr(_pending, "body", None)
     if source is not None and new_value == b"":
-        # the key of a PutObject/UploadPart that ``wrap`` showed moto without its body
+        # the key of a PutObject/UploadPart that ``wrap`` showed moto without its body, or
+        # of a CopyObject (``copying``): the body comes from that file
         _pending.body = None
         _adopt(key, buffer, source)
         return
