@@ -6,7 +6,9 @@ recomputed with the secret configured for the request's access key id, by botoco
 signer (the canonical request, string to sign and signing key of
 :class:`botocore.auth.SigV4Auth`), and a request that does not match is refused with the
 error AWS gives: ``SignatureDoesNotMatch``, or ``InvalidClientTokenId`` (S3:
-``InvalidAccessKeyId``) for an unknown key.
+``InvalidAccessKeyId``) for an unknown key; a request signed more than 15 minutes away from
+the server's clock gets ``RequestTimeTooSkewed`` (S3) or ``InvalidSignatureException``
+("Signature expired"), as on AWS.
 
 Keys come from an AWS shared-credentials file (``[profile]`` sections with
 ``aws_access_key_id`` and ``aws_secret_access_key``, as ``~/.aws/credentials``).
@@ -185,6 +187,8 @@ class Verifier:
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, fields["Signature"]):
             return self._mismatch(is_s3)
+        if not presigned:  # a presigned URL has its own window: X-Amz-Expires (_expired)
+            return _skewed(timestamp, is_s3)
         return None
 
     @staticmethod
@@ -223,3 +227,38 @@ def _expired(timestamp: str, expires: str) -> Refusal | None:
     if dt.datetime.now(dt.UTC) > signed_at + dt.timedelta(seconds=seconds):
         return Refusal("403 Forbidden", "AccessDenied", "Request has expired")
     return None
+
+
+#: How far a signed request's X-Amz-Date may be from the server's clock, as on AWS.
+MAX_SKEW = dt.timedelta(minutes=15)
+
+
+def _skewed(timestamp: str, is_s3: bool) -> Refusal | None:
+    """AWS refuses a request signed more than 15 minutes before or after its own clock (a
+    replayed or mis-clocked request), in S3's words or the other services'."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        signed_at = dt.datetime.strptime(timestamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return Refusal("403 Forbidden", "IncompleteSignature", f"bad X-Amz-Date {timestamp!r}")
+    if abs(now - signed_at) <= MAX_SKEW:
+        return None
+    if is_s3:
+        return Refusal(
+            "403 Forbidden",
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        )
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    if signed_at < now:
+        earliest = (now - MAX_SKEW).strftime("%Y%m%dT%H%M%SZ")
+        message = (
+            f"Signature expired: {timestamp} is now earlier than {earliest} ({stamp} - 15 min.)"
+        )
+    else:
+        latest = (now + MAX_SKEW).strftime("%Y%m%dT%H%M%SZ")
+        message = (
+            f"Signature not yet current: {timestamp} is still later than {latest} "
+            f"({stamp} + 15 min.)"
+        )
+    return Refusal("400 Bad Request", "InvalidSignatureException", message)

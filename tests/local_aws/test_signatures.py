@@ -172,3 +172,49 @@ def test_verify_signatures_needs_a_credentials_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "[default] needs both aws_access_key_id and aws_secret_access_key" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("minutes", "refused"),
+    [(-20, True), (20, True), (-5, False), (5, False)],
+)
+def test_a_request_signed_far_from_the_servers_clock_is_refused(
+    server, monkeypatch, minutes: int, refused: bool
+) -> None:
+    """AWS refuses a signature more than 15 minutes from its clock (a replayed request, or
+    a client whose clock is wrong); within that window it is accepted."""
+    import datetime as dt
+
+    import botocore.auth
+
+    skewed = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
+    # the client in this process signs as if its clock were off; the server's is not
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: skewed)
+    once = Config(retries={"max_attempts": 1, "mode": "standard"})
+    s3 = boto3.session.Session().client(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        config=once,
+    )
+    sm = boto3.session.Session().client(
+        "sagemaker",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        config=once,
+    )
+    if not refused:
+        s3.list_buckets()
+        sm.list_training_jobs()
+        return
+    assert error_code(s3.list_buckets) == "RequestTimeTooSkewed"
+    with pytest.raises(ClientError) as caught:
+        sm.list_training_jobs()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidSignatureException"
+    expected = "Signature expired" if minutes < 0 else "Signature not yet current"
+    assert error["Message"].startswith(expected), error["Message"]
