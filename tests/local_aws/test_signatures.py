@@ -38,13 +38,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server.stop()
 
 
-def client(server: Any, service: str, key_id: str = KEY_ID, secret: str = SECRET) -> Any:
+def client(
+    server: Any,
+    service: str,
+    key_id: str = KEY_ID,
+    secret: str = SECRET,
+    config: Config | None = None,
+) -> Any:
     return boto3.session.Session().client(
         service,
         endpoint_url=server.url,
         region_name="us-east-1",
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
+        config=config,
     )
 
 
@@ -191,22 +198,7 @@ def test_a_request_signed_far_from_the_servers_clock_is_refused(
     # the client in this process signs as if its clock were off; the server's is not
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: skewed)
     once = Config(retries={"max_attempts": 1, "mode": "standard"})
-    s3 = boto3.session.Session().client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        config=once,
-    )
-    sm = boto3.session.Session().client(
-        "sagemaker",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        config=once,
-    )
+    s3, sm = client(server, "s3", config=once), client(server, "sagemaker", config=once)
     if not refused:
         s3.list_buckets()
         sm.list_training_jobs()
