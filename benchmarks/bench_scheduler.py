@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import ROOT, Row
+from tests.conftest import free_port
+from tests.integration.stack_kit import reachable
 
 RUNS = 100
 PARALLELISM = 4
@@ -62,20 +63,6 @@ def bench_noop():
 
 bench_noop()
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _psql(sql: str) -> None:
@@ -116,7 +103,7 @@ def _stack(executor: str) -> Iterator[tuple[str, str]]:
     """(base URL, API token) of a running stack with ``executor``; everything stopped and
     dropped afterwards."""
     db = f"airflow_bench_{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp:
         home, dags = Path(tmp) / "airflow", Path(tmp) / "dags"
@@ -258,7 +245,7 @@ def _quantile(values: list[float], q: int) -> float:
 
 
 def run(aws: Any = None) -> list[Row]:
-    if not (_reachable(5432) and _reachable(6379)):
+    if not (reachable(5432) and reachable(6379)):
         print("scheduler: Postgres :5432 or Redis :6379 not reachable; skipped", file=sys.stderr)
         return []
     celery, celery_wall = _latencies("CeleryExecutor")
