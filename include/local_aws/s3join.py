@@ -11,6 +11,9 @@ parts held several GB. Two narrow patches:
   them in chunks into a temporary file (the ETag and the checksums computed on the way),
   and returns an empty value; :func:`local_aws.s3stream.adopt_next` makes that file the
   body of the key ``put_object`` then creates.
+* Once the key is made, its upload's parts become ranges of that body
+  (:func:`local_aws.s3parts.keep_as_ranges`), which answer GetObject/HeadObject with
+  ``PartNumber``.
 
 The attributes patched are checked at import, and the running checksums are checked
 against moto's own ``compute_checksum`` at import, so a moto that changes either fails
@@ -32,7 +35,7 @@ from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
 from moto.s3.utils import compute_checksum
 
-from local_aws import s3stream
+from local_aws import s3parts, s3stream
 
 
 def _found(owner: type, name: str) -> Callable[..., Any]:
@@ -182,21 +185,29 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> Any:
         joined.close()
         raise
     s3stream.adopt_next(joined, size)
+    _completing.parts = [(part.name, part.contentsize, part.etag) for part in parts]
     return b"", etag, checksum
 
 
 @functools.wraps(_original_complete_upload)
 def _complete_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
-    _completing.active = True
+    _completing.active, _completing.parts = True, None
     try:
-        return _original_complete_upload(self, *args, **kwargs)
+        key = _original_complete_upload(self, *args, **kwargs)
+        parts = _completing.parts
     finally:
-        _completing.active = False
+        _completing.active, _completing.parts = False, None
         s3stream.adopt_next(None, 0)  # nothing left for a later key if moto raised
+    if key is not None and key.multipart is not None and parts is not None:
+        # the parts' own files go: a part is a range of the joined body from now on
+        s3parts.keep_as_ranges(key.multipart, parts)
+    return key
 
 
 def install() -> None:
     """Patch moto (process-wide, idempotent)."""
+    s3stream.install()  # the joined file becomes the key's body through s3stream's setter
     if s3_models.FakeMultipart.__dict__["complete"] is _original_complete:
         s3_models.FakeMultipart.complete = _complete  # type: ignore[method-assign]
         s3_models.S3Backend.complete_multipart_upload = _complete_upload  # type: ignore[method-assign]
+    s3parts.install()  # GetObject/HeadObject with PartNumber answer from those ranges

@@ -9,7 +9,8 @@ peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
 * GetObject: ``S3Response.get_object`` runs with a thread-local flag set, and
   ``FakeKey.value`` read while it is set (only by ``get_object``'s return statements)
   gives a :class:`KeyBody` instead of the bytes. A KeyBody has the length and the slicing
-  that moto's Range handling uses, and flask/werkzeug send it as an iterable.
+  that moto's Range handling uses, and flask/werkzeug send it as an iterable. With a
+  ``PartNumber``, :func:`local_aws.s3parts.answer_get` slices it to the part.
 * PutObject and UploadPart: :func:`wrap` shows moto a large body as empty and keeps the
   body's file aside; the ``FakeKey.value`` setter gives the key moto then creates the
   file's bytes, copied in chunks (``_set_value``).
@@ -41,6 +42,8 @@ from urllib.parse import parse_qs
 
 from moto.s3.models import FakeKey
 from moto.s3.responses import S3Response
+
+from local_aws import s3parts
 
 #: Bytes per chunk sent: large enough for few syscalls, small next to any memory budget.
 CHUNK = 1 << 20
@@ -131,6 +134,7 @@ class KeyBody:
 
 def _value(key: Any) -> Any:
     if getattr(_streaming, "active", False):
+        _streaming.key = key  # the key GetObject answers for (its parts, for a PartNumber)
         return KeyBody(Source(key))
     if getattr(_streaming, "copying", None) is key:
         return b""  # moto hands it to put_object, whose new key adopts the file (copying)
@@ -222,11 +226,16 @@ def _adopt(key: Any, buffer: Any, source: Any) -> None:
 
 @functools.wraps(_original_get_object)
 def _get_object(self: Any) -> Any:
-    _streaming.active = True
+    _streaming.active, _streaming.key = True, None
     try:
-        return _original_get_object(self)
+        response = _original_get_object(self)
+        key = _streaming.key
     finally:
-        _streaming.active = False
+        _streaming.active, _streaming.key = False, None
+    part_number = self.querystring.get("partNumber", [None])[0]
+    if part_number is None or key is None:
+        return response
+    return s3parts.answer_get(key, part_number, response)  # a range of the joined body
 
 
 def install() -> None:
