@@ -25,8 +25,13 @@ peaked at 2.4 GB). moto has no hook for streamed bodies, so narrow patches:
   moto the source's value as empty and gives the new key (or part) the source's file, or
   the range of it copied, in chunks.
 
-Everything else that reads ``key.value`` (a CopyObject that asks for a new checksum
-algorithm, a small copy, a body below :data:`STREAM_PUT_MIN`) still gets bytes.
+* CopyObject asking for a checksum algorithm: moto checksums the copy's ``value``; while
+  ``S3Response.copy_object`` runs, the key it creates reads as a :class:`KeyBody`, which
+  moto's ``compute_checksum`` (patched where ``moto.s3.responses`` imported it) feeds in
+  chunks.
+
+Everything else that reads ``key.value`` (a small copy, a body below
+:data:`STREAM_PUT_MIN`) still gets bytes.
 The attributes patched are checked at import, so a moto that renames them fails loudly
 here instead of silently materialising bodies again.
 """
@@ -44,6 +49,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+from moto.s3 import responses as s3_responses
 from moto.s3.models import FakeKey
 from moto.s3.responses import S3Response
 
@@ -67,6 +73,13 @@ if not callable(_found_get_object):
     )
 
 _original_get_object: Callable[[Any], Any] = _found_get_object
+_original_copy_object: Callable[[Any], Any] = S3Response.copy_object
+_original_compute_checksum: Callable[..., bytes] = getattr(s3_responses, "compute_checksum", None)  # type: ignore[assignment]
+if not callable(_original_compute_checksum):
+    raise ImportError(
+        "local_aws.s3stream: moto.s3.responses no longer imports compute_checksum; "
+        "the CopyObject checksum patch needs revisiting for this moto version"
+    )
 _streaming = threading.local()
 
 
@@ -142,6 +155,9 @@ def _value(key: Any) -> Any:
         return KeyBody(Source(key))
     if getattr(_streaming, "copying", None) is key:
         return b""  # moto hands it to put_object, whose new key adopts the file (copying)
+    if key is getattr(_streaming, "copy", None):
+        # CopyObject reads its new key's value only to checksum it (_compute_checksum)
+        return KeyBody(Source(key))
     return _original_value.fget(key)  # type: ignore[misc]
 
 
@@ -189,6 +205,8 @@ def copying(src_key: Any, start: int = 0, stop: int | None = None) -> Iterator[N
 
 def _set_value(key: Any, new_value: bytes) -> None:
     buffer = key._value_buffer  # noqa: SLF001 - moto has no public handle on the file
+    if getattr(_streaming, "in_copy", False):
+        _streaming.copy = key  # the key a CopyObject creates (it creates no other)
     joined = getattr(_pending, "joined", None)
     if joined is not None and new_value == b"":
         # the key of a CompleteMultipartUpload (the parts, joined: local_aws.s3join) or of
@@ -252,11 +270,37 @@ def _get_object(self: Any) -> Any:
     return s3parts.answer_get(key, part_number, response)  # a range of the joined body
 
 
+@functools.wraps(_original_copy_object)
+def _copy_object(self: Any) -> Any:
+    _streaming.in_copy, _streaming.copy = True, None
+    try:
+        return _original_copy_object(self)
+    finally:
+        _streaming.in_copy, _streaming.copy = False, None
+
+
+@functools.wraps(_original_compute_checksum)
+def _compute_checksum(body: Any, algorithm: str, encode_base64: bool = True) -> bytes:
+    """moto's ``compute_checksum``, fed in chunks when given a :class:`KeyBody` (the copy's
+    body, for a CopyObject that asks for a checksum algorithm: moto read it whole)."""
+    if not isinstance(body, KeyBody):
+        return _original_compute_checksum(body, algorithm, encode_base64)
+    running = s3checksums.running_checksum(algorithm)
+    try:
+        for chunk in body:
+            running.update(chunk)
+    finally:
+        body.close()
+    return s3checksums.b64(running).encode() if encode_base64 else running.digest()
+
+
 def install() -> None:
     """Patch moto (process-wide, idempotent)."""
     if FakeKey.__dict__["value"] is _original_value:
         FakeKey.value = property(_value, _set_value)  # type: ignore[assignment]
         S3Response.get_object = _get_object  # type: ignore[method-assign]
+        S3Response.copy_object = _copy_object  # type: ignore[method-assign]
+        s3_responses.compute_checksum = _compute_checksum
 
 
 #: A PutObject or UploadPart body at least this large reaches its key as a file.

@@ -1,12 +1,15 @@
 """UploadPartCopy copies file to file: boto3's managed copy of a large object (which copies
-it part by part, each part a CopySourceRange) does not hold the object in the server.
+it part by part, each part a CopySourceRange) does not hold the object in the server; nor
+does a CopyObject that asks for a new checksum algorithm.
 
 Driven against a real `local-aws serve` process, whose memory is read from /proc. moto read
-the whole source object into memory for every part, then sliced the part out of it.
+the whole source object into memory for every part, then sliced the part out of it, and
+read a copy whole to checksum it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -123,3 +126,57 @@ def test_part_copies_with_and_without_a_range_give_moto_s_bytes_and_etags(
     for number, (_, _, expected) in enumerate(cases, 1):
         got = s3.get_object(Bucket="copies", Key="assembled", PartNumber=number)
         assert got["Body"].read() == expected
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_a_copy_that_asks_for_a_new_checksum_computes_it_as_it_streams(
+    server: ServerProcess,
+) -> None:
+    """CopyObject with ChecksumAlgorithm: moto read the copy whole to checksum it."""
+    s3 = server.client("s3")
+    assert server.proc is not None
+    pid = server.proc.pid
+    before = status_bytes(pid, "VmRSS")
+    reset_peak(pid)
+    copied = s3.copy_object(
+        Bucket="copies",
+        Key="summed.bin",
+        CopySource={"Bucket": "copies", "Key": "big.bin"},
+        ChecksumAlgorithm="SHA256",
+    )
+    growth = status_bytes(pid, "VmHWM") - before
+    whole = hashlib.sha256()
+    for i in range(SIZE // MB):
+        whole.update(block(i, b"part-copy"))
+    assert copied["CopyObjectResult"]["ChecksumSHA256"] == _b64(whole.digest())
+    head = s3.head_object(Bucket="copies", Key="summed.bin", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == _b64(whole.digest())
+    assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB copying {SIZE // MB} MB"
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "SHA1", "SHA256"])
+def test_copy_checksums_equal_moto_s_for_small_and_large_objects(
+    server: ServerProcess, algorithm: str
+) -> None:
+    s3 = server.client("s3")
+    for size in (5000, 9 * MB):  # moto's own path, the streamed one
+        body = _source_bytes(0, size)
+        s3.put_object(Bucket="copies", Key=f"src-{size}", Body=body)
+        copied = s3.copy_object(
+            Bucket="copies",
+            Key=f"dst-{size}-{algorithm}",
+            CopySource={"Bucket": "copies", "Key": f"src-{size}"},
+            ChecksumAlgorithm=algorithm,
+        )["CopyObjectResult"]
+        # what the client computes for the same bytes
+        reference = s3.put_object(
+            Bucket="copies", Key=f"ref-{size}", Body=body, ChecksumAlgorithm=algorithm
+        )
+        assert copied[f"Checksum{algorithm}"] == reference[f"Checksum{algorithm}"], size
+        assert copied["ETag"] == f'"{_md5(body)}"'
+        got = s3.get_object(Bucket="copies", Key=f"dst-{size}-{algorithm}", ChecksumMode="ENABLED")
+        assert got[f"Checksum{algorithm}"] == reference[f"Checksum{algorithm}"]
+        assert got["Body"].read() == body  # botocore checked it against the checksum too
