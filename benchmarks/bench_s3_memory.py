@@ -6,9 +6,9 @@ of ``BENCH_S3_MB`` MB (default 2048), then answers a GetObject of the whole obje
 Range of half of it; then the same file goes up again the way boto3's ``upload_file``
 sends large files (multipart, boto3's default part size and concurrency), comes back and is
 copied (CopyObject, as batch_inference's publish does), and copied again the way boto3's
-managed ``copy`` copies a large object (UploadPartCopy of 64 MB ranges, two at a time: the
-unpatched server reads the whole source for every part, so more at a time or smaller
-parts would take its memory and minutes).
+managed ``copy`` copies a large object (UploadPartCopy of 64 MB ranges, one at a time: the
+unpatched server reads the whole source for every part, so it peaked at 8.5 GB for 2 GB
+with two at a time, and smaller parts would take it minutes).
 After the multipart upload, the disk the server holds open (moto's files, each counted
 once) is read too: moto closes the parts' files when it joins them, so a completed object
 is held once (issue 7's "parts are a second copy" does not hold for this moto).
@@ -135,7 +135,7 @@ def _peaks(source: Path, launcher: tuple[str, ...] | None) -> dict[str, float]:
             copy = _status_mb(pid, "VmHWM")
             reset_peak(pid)  # boto3's managed copy: UploadPartCopy of ranges
             ranges = TransferConfig(
-                multipart_threshold=64 * MB, multipart_chunksize=64 * MB, max_concurrency=2
+                multipart_threshold=64 * MB, multipart_chunksize=64 * MB, max_concurrency=1
             )
             s3.copy({"Bucket": "big", "Key": "multi.bin"}, "big", "managed.bin", Config=ranges)
             part_copy = _status_mb(pid, "VmHWM")
