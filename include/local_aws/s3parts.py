@@ -9,7 +9,8 @@ from a journal snapshot (which pickles a disposed key's body as empty) with a
 :func:`keep_as_ranges` replaces them by :class:`PartRange` (number, offset, size, ETag),
 which a snapshot keeps as a few numbers.
 
-A part is then answered as S3 answers it: the bytes of its range of the object, HTTP 206,
+A part is then answered as S3 answers it (a CopyObject's copy, which moto gives its
+source's upload, as the one part it is on S3): the bytes of its range of the object, HTTP 206,
 ``Content-Range`` of the part within the object, ``x-amz-mp-parts-count``, the object's own
 ETag, and no checksum header (the object's checksum does not describe a part; moto gave
 none for a part either). A part number past the object's parts is S3's 416
@@ -65,15 +66,22 @@ def keep_as_ranges(multipart: Any, parts: list[tuple[int, int, str]]) -> None:
         part.dispose()
 
 
-def ranges_of(key: Any) -> dict[int, PartRange] | None:
-    """The part ranges of a completed multipart object; None for any other object."""
+def parts_of(key: Any) -> tuple[dict[int, PartRange], int | None] | None:
+    """The part ranges of an object with a completed upload's parts, and its parts count;
+    None for any other object (moto's own answers).
+
+    A CopyObject's copy shares its source's upload in moto, but it is one part on S3 (its
+    ETag is no multipart ETag): part 1 is the whole object, and it has no parts count.
+    """
     multipart = getattr(key, "multipart", None)
     if multipart is None or not multipart.parts:
         return None
     parts = multipart.parts
     if not all(isinstance(part, PartRange) for part in parts.values()):
         return None  # completed before parts became ranges: moto's own answers
-    return parts
+    if not key.etag.endswith(f'-{len(parts)}"'):
+        return {1: PartRange(1, 0, key.size, key.etag)}, None
+    return parts, len(parts)
 
 
 _INVALID_PART = (
@@ -86,16 +94,18 @@ def _invalid_part() -> tuple[int, dict[str, str], bytes]:
     return 416, {"Content-Type": "application/xml"}, _INVALID_PART
 
 
-def _as_part(headers: dict[str, Any], part: PartRange, size: int, count: int) -> None:
+def _as_part(headers: dict[str, Any], part: PartRange, size: int, count: int | None) -> None:
     """Turn a whole object's headers into those of one of its parts."""
     for name in [h for h in headers if h.lower().startswith("x-amz-checksum-")]:
         del headers[name]
-    for name in [h for h in headers if h.lower() in ("content-length", "content-range")]:
+    replaced = ("content-length", "content-range", "x-amz-mp-parts-count")
+    for name in [h for h in headers if h.lower() in replaced]:
         del headers[name]
     headers["content-length"] = str(part.size)
     last = part.start + part.size - 1
     headers["content-range"] = f"bytes {part.start}-{last}/{size}"
-    headers["x-amz-mp-parts-count"] = str(count)
+    if count is not None:
+        headers["x-amz-mp-parts-count"] = str(count)
 
 
 def _part_number(text: Any) -> int | None:
@@ -109,19 +119,20 @@ def answer_get(key: Any, part_number: Any, response: Any) -> Any:
     """moto's GetObject ``response`` for ``key``, made the answer for part ``part_number``
     if ``key`` is a multipart object with part ranges (moto answers it with the whole)."""
     number = _part_number(part_number)
-    ranges = ranges_of(key)
-    if number is None or ranges is None or response[0] != 200:
+    found = parts_of(key)
+    if number is None or found is None or response[0] != 200:
         return response
+    ranges, count = found
     part = ranges.get(number)
     if part is None:
         return _invalid_part()
     status, headers, body = response
     del status
-    _as_part(headers, part, key.size, len(ranges))
+    _as_part(headers, part, key.size, count)
     return 206, headers, body[part.start : part.start + part.size]
 
 
-_asked = threading.local()  # .part: (whole key, its PartRange or None) found for a HEAD
+_asked = threading.local()  # .part: (whole key, its PartRange or None, count) for a HEAD
 
 
 def _found(owner: type, name: str) -> Callable[..., Any]:
@@ -149,11 +160,12 @@ def _get_object(
 ) -> Any:
     if part_number:
         whole = _original_get(self, bucket_name, key_name, version_id, None, return_delete_marker)
-        ranges = ranges_of(whole) if isinstance(whole, FakeKey) else None
-        if ranges is not None:
+        found = parts_of(whole) if isinstance(whole, FakeKey) else None
+        if found is not None:
             # moto would index the parts for a FakeKey of the part; the whole key answers,
             # and the HEAD patch below makes its headers the part's
-            _asked.part = (whole, ranges.get(_part_number(part_number) or 0))
+            ranges, count = found
+            _asked.part = (whole, ranges.get(_part_number(part_number) or 0), count)
             return whole
     return _original_get(self, bucket_name, key_name, version_id, part_number, return_delete_marker)
 
@@ -168,12 +180,12 @@ def _head_object(self: Any, *args: Any, **kwargs: Any) -> Any:
         _asked.part = None
     if asked is None or response[0] != 200:
         return response
-    whole, part = asked
+    whole, part, count = asked
     if part is None:
         return _invalid_part()
     status, headers, body = response
     del status
-    _as_part(headers, part, whole.size, len(whole.multipart.parts))
+    _as_part(headers, part, whole.size, count)
     return 206, headers, body
 
 
