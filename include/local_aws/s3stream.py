@@ -187,11 +187,11 @@ def copying(src_key: Any, start: int = 0, stop: int | None = None) -> Iterator[N
 
     moto passes ``src_key.value`` (the whole object as bytes) to ``put_object``, or a slice
     of it to ``set_part``: batch_inference's publish copied a 10M-row output through
-    memory, and boto3's managed copy of a large object copies it part by part. A small
-    copy keeps moto's own path.
+    memory, and boto3's managed copy of a large object copies it part by part. A copy
+    from a small object keeps moto's own path (a small range of a large one does not:
+    moto would read the whole source for it).
     """
-    stop = src_key.contentsize if stop is None else stop
-    if stop - start < STREAM_PUT_MIN:
+    if src_key.contentsize < STREAM_PUT_MIN:
         yield
         return
     source = Source(src_key)

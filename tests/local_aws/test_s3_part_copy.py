@@ -84,11 +84,13 @@ def test_a_managed_copy_of_a_large_object_goes_file_to_file(server: ServerProces
     assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB copying {SIZE // MB} MB"
 
 
-def _copy_part(s3: Any, upload: str, number: int, key: str, copy_range: str | None) -> str:
+def _copy_part(
+    s3: Any, upload: str, number: int, key: str, copy_range: str | None, target: str = "assembled"
+) -> str:
     extra = {"CopySourceRange": copy_range} if copy_range else {}
     answer = s3.upload_part_copy(
         Bucket="copies",
-        Key="assembled",
+        Key=target,
         UploadId=upload,
         PartNumber=number,
         CopySource={"Bucket": "copies", "Key": key},
@@ -101,17 +103,19 @@ def test_part_copies_with_and_without_a_range_give_moto_s_bytes_and_etags(
     server: ServerProcess,
 ) -> None:
     s3 = server.client("s3")
-    whole_small = _source_bytes(0, 9 * MB)  # above the size from which a copy streams
-    s3.put_object(Bucket="copies", Key="nine.bin", Body=whole_small)
+    whole_nine = _source_bytes(0, 9 * MB)  # above the size from which a copy streams
+    s3.put_object(Bucket="copies", Key="nine.bin", Body=whole_nine)
+    s3.put_object(Bucket="copies", Key="small.bin", Body=_source_bytes(0, 5000))
     upload = s3.create_multipart_upload(Bucket="copies", Key="assembled")["UploadId"]
     cases = [
-        ("nine.bin", None, whole_small),  # the whole object, streamed
+        ("nine.bin", None, whole_nine),  # the whole object, streamed
         # across 1 MiB chunk boundaries of the source's file, streamed
         ("big.bin", f"bytes={MB - 7}-{12 * MB + 4}", _source_bytes(MB - 7, 12 * MB + 5)),
         # an end past the object: moto copies up to the end
         ("big.bin", f"bytes={SIZE - 9 * MB}-{SIZE + 100}", _source_bytes(SIZE - 9 * MB, SIZE)),
-        # a small range: moto's own path, for comparison (last: S3's minimum part size)
-        ("big.bin", "bytes=100-5000", _source_bytes(100, 5001)),
+        # a range of a small object: moto's own path, for comparison (last: S3's minimum
+        # part size applies to every part but the last)
+        ("small.bin", "bytes=100-4000", _source_bytes(100, 4001)),
     ]
     parts = []
     for number, (key, copy_range, expected) in enumerate(cases, 1):
@@ -126,6 +130,20 @@ def test_part_copies_with_and_without_a_range_give_moto_s_bytes_and_etags(
     for number, (_, _, expected) in enumerate(cases, 1):
         got = s3.get_object(Bucket="copies", Key="assembled", PartNumber=number)
         assert got["Body"].read() == expected
+
+
+def test_a_small_range_of_a_large_object_does_not_read_the_object(server: ServerProcess) -> None:
+    s3 = server.client("s3")
+    upload = s3.create_multipart_upload(Bucket="copies", Key="tiny")["UploadId"]
+    assert server.proc is not None
+    pid = server.proc.pid
+    before = status_bytes(pid, "VmRSS")
+    reset_peak(pid)
+    etag = _copy_part(s3, upload, 1, "big.bin", f"bytes={SIZE // 2}-{SIZE // 2 + 99}", "tiny")
+    growth = status_bytes(pid, "VmHWM") - before
+    assert etag == f'"{_md5(_source_bytes(SIZE // 2, SIZE // 2 + 100))}"'
+    assert growth < GROWTH_LIMIT, f"server RSS grew {growth / MB:.0f} MB copying 100 bytes"
+    s3.abort_multipart_upload(Bucket="copies", Key="tiny", UploadId=upload)
 
 
 def _b64(digest: bytes) -> str:
