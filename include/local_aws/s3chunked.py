@@ -220,10 +220,9 @@ def plain_environ(environ: dict[str, Any], decoded: Decoded) -> dict[str, Any]:
     if decoded.checksum is not None:
         algorithm, value = decoded.checksum
         changes[f"HTTP_X_AMZ_CHECKSUM_{algorithm}"] = value
-        # S3 keeps a trailer's checksum whether or not the algorithm header came with it
-        changes["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = environ.get(
-            "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", algorithm
-        )
+        # moto keeps the checksum of the algorithm this header names: the trailer's, which
+        # S3 keeps whether or not the header came with it (or named the same algorithm)
+        changes["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = algorithm
     return changes
 
 
