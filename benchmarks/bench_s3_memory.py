@@ -7,8 +7,9 @@ Range of half of it; then the same file goes up again the way boto3's ``upload_f
 sends large files (multipart, boto3's default part size and concurrency), comes back and is
 copied (CopyObject, as batch_inference's publish does), and copied again the way boto3's
 managed ``copy`` copies a large object (UploadPartCopy of 64 MB ranges, one at a time: the
-unpatched server reads the whole source for every part, so it peaked at 8.5 GB for 2 GB
-with two at a time, and smaller parts would take it minutes).
+unpatched server reads the whole source for every part, so more at a time would add the
+object again per part copy running, and smaller parts would take it minutes; it peaks
+at 8.5 GB for 2 GB even so, on top of what its earlier phases left resident).
 After the multipart upload, the disk the server holds open (moto's files, each counted
 once) is read too: moto closes the parts' files when it joins them, so a completed object
 is held once (issue 7's "parts are a second copy" does not hold for this moto).
