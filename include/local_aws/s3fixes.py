@@ -7,8 +7,9 @@ FlexibleChecksumError (batch_inference's publish copies the transform's multipar
 reading a large published day failed). The copy keeps the composite type and part count,
 which botocore knows it cannot check.
 
-CopyObject of a large object goes file to file (``local_aws.s3stream.copying``), not
-through one ``bytes`` of the object.
+CopyObject of a large object, and UploadPartCopy of a large range (boto3's managed
+``copy``), go file to file (``local_aws.s3stream.copying``), not through one ``bytes`` of
+the object.
 """
 
 from __future__ import annotations
@@ -53,3 +54,44 @@ def install() -> None:
 
     setattr(copy_object, _MARK, True)
     S3Backend.copy_object = copy_object  # type: ignore[method-assign]
+    S3Backend.upload_part_copy = _streamed_part_copy(S3Backend.upload_part_copy)  # type: ignore[method-assign]
+
+
+def copied_range(size: int, start_byte: int | None, end_byte: int | None) -> tuple[int, int]:
+    """The bytes [start, stop) of a ``size``-byte source that moto's UploadPartCopy copies:
+    ``value[start_byte : end_byte + 1]``, or the whole value without a range."""
+    if start_byte is None or end_byte is None:
+        return 0, size
+    start, stop, _ = slice(start_byte, end_byte + 1).indices(size)
+    return start, max(stop, start)
+
+
+def _streamed_part_copy(original: Any) -> Any:
+    """moto's ``S3Backend.upload_part_copy``, with a large range copied file to file: moto
+    reads the whole source object into memory, then slices the range out of it."""
+
+    @functools.wraps(original)
+    def upload_part_copy(
+        self: Any,
+        dest_bucket_name: str,
+        multipart_id: str,
+        part_id: int,
+        src_bucket_name: str,
+        src_key_name: str,
+        src_version_id: str | None,
+        start_byte: int | None,
+        end_byte: int | None,
+    ) -> Any:
+        from local_aws import s3stream
+
+        args = (dest_bucket_name, multipart_id, part_id, src_bucket_name, src_key_name)
+        args_tail = (src_version_id, start_byte, end_byte)
+        src_key = self.get_object(src_bucket_name, src_key_name, version_id=src_version_id)
+        if src_key is None:  # moto's own error
+            return original(self, *args, *args_tail)
+        start, stop = copied_range(src_key.contentsize, start_byte, end_byte)
+        with s3stream.copying(src_key, start, stop):
+            return original(self, *args, *args_tail)
+
+    setattr(upload_part_copy, _MARK, True)
+    return upload_part_copy

@@ -11,10 +11,13 @@ parts held several GB. Two narrow patches:
   them in chunks into a temporary file (the ETag and the checksums computed on the way),
   and returns an empty value; :func:`local_aws.s3stream.adopt_next` makes that file the
   body of the key ``put_object`` then creates.
+* Once the key is made, its upload's parts become ranges of that body
+  (:func:`local_aws.s3parts.keep_as_ranges`), which answer GetObject/HeadObject with
+  ``PartNumber``.
 
-The attributes patched are checked at import, and the running checksums are checked
-against moto's own ``compute_checksum`` at import, so a moto that changes either fails
-loudly here instead of silently joining in memory again or giving other checksums.
+The attributes patched are checked at import (and the running checksums, by
+:mod:`local_aws.s3checksums`), so a moto that changes either fails loudly here instead of
+silently joining in memory again or giving other checksums.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import hashlib
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
 from moto.s3.utils import compute_checksum
 
-from local_aws import s3stream
+from local_aws import s3parts, s3stream
+from local_aws.s3checksums import running_checksum
 
 
 def _found(owner: type, name: str) -> Callable[..., Any]:
@@ -56,67 +60,6 @@ if not hasattr(s3_models, "MultipartChecksumBuilder") or not hasattr(
     )
 
 _completing = threading.local()  # .active: inside S3Backend.complete_multipart_upload
-
-
-class _Running(Protocol):
-    def update(self, data: bytes) -> None: ...
-    def digest(self) -> bytes: ...
-
-
-class _Crc:
-    """A CRC fed in chunks: ``function(data, previous)`` gives the running value."""
-
-    def __init__(self, function: Callable[[bytes, int], int], width: int):
-        self.function = function
-        self.width = width
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = self.function(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(self.width, "big")
-
-
-def running_checksum(algorithm: str) -> _Running:
-    """What moto's ``compute_checksum(body, algorithm, encode_base64=False)`` gives, fed in
-    chunks. The same libraries, and the same fallbacks to CRC32 when they are missing."""
-    if algorithm == "SHA1":
-        return hashlib.sha1(usedforsecurity=False)
-    if algorithm == "CRC32C":
-        try:
-            import crc32c
-
-            return _Crc(crc32c.crc32c, 4)
-        except ImportError:
-            return _Crc(binascii.crc32, 4)
-    if algorithm == "CRC32":
-        return _Crc(binascii.crc32, 4)
-    if algorithm == "CRC64NVME":
-        from moto.s3 import utils as s3_utils
-
-        if getattr(s3_utils, "HAS_CRT", False):
-            from awscrt import checksums
-
-            return _Crc(checksums.crc64nvme, 8)
-        return _Crc(binascii.crc32, 4)
-    return hashlib.sha256(usedforsecurity=False)
-
-
-def _check_checksums() -> None:
-    sample = bytes(range(256)) * 37
-    for algorithm in ("SHA1", "SHA256", "CRC32", "CRC32C", "CRC64NVME"):
-        running = running_checksum(algorithm)
-        for start in range(0, len(sample), 1000):
-            running.update(sample[start : start + 1000])
-        if running.digest() != compute_checksum(sample, algorithm, encode_base64=False):
-            raise ImportError(
-                f"local_aws.s3join: {algorithm} computed in chunks differs from moto's "
-                "compute_checksum; the CompleteMultipartUpload patch needs revisiting"
-            )
-
-
-_check_checksums()
 
 
 def _checked_parts(multipart: Any, body: Iterator[tuple[int, str]]) -> tuple[list[Any], str]:
@@ -182,21 +125,29 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> Any:
         joined.close()
         raise
     s3stream.adopt_next(joined, size)
+    _completing.parts = [(part.name, part.contentsize, part.etag) for part in parts]
     return b"", etag, checksum
 
 
 @functools.wraps(_original_complete_upload)
 def _complete_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
-    _completing.active = True
+    _completing.active, _completing.parts = True, None
     try:
-        return _original_complete_upload(self, *args, **kwargs)
+        key = _original_complete_upload(self, *args, **kwargs)
+        parts = _completing.parts
     finally:
-        _completing.active = False
+        _completing.active, _completing.parts = False, None
         s3stream.adopt_next(None, 0)  # nothing left for a later key if moto raised
+    if key is not None and key.multipart is not None and parts is not None:
+        # the parts' own files go: a part is a range of the joined body from now on
+        s3parts.keep_as_ranges(key.multipart, parts)
+    return key
 
 
 def install() -> None:
     """Patch moto (process-wide, idempotent)."""
+    s3stream.install()  # the joined file becomes the key's body through s3stream's setter
     if s3_models.FakeMultipart.__dict__["complete"] is _original_complete:
         s3_models.FakeMultipart.complete = _complete  # type: ignore[method-assign]
         s3_models.S3Backend.complete_multipart_upload = _complete_upload  # type: ignore[method-assign]
+    s3parts.install()  # GetObject/HeadObject with PartNumber answer from those ranges
