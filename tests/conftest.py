@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -33,6 +34,9 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 # the project's plugin (the cost listener) is loaded as the scheduler would load it
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
+# The api-server's and this process's JWTs (HS512): unset, Airflow makes a 22-byte key, and
+# PyJWT warns below 64 bytes (InsecureKeyLengthWarning); api_server below inherits this one.
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(64))
 
 from local_aws.server import LocalAWS  # noqa: E402
 

@@ -82,6 +82,11 @@ def _deny(start_response: Callable[..., Any], code: str, message: str) -> list[b
     return [body]
 
 
+def is_json_protocol(environ: dict[str, Any]) -> bool:
+    """Whether a (non-S3) request speaks a JSON protocol rather than the query protocol."""
+    return bool(environ.get("HTTP_X_AMZ_TARGET")) or "json" in environ.get("CONTENT_TYPE", "")
+
+
 def _refuse(
     start_response: Callable[..., Any], environ: dict[str, Any], refusal: Refusal
 ) -> list[bytes]:
@@ -94,7 +99,7 @@ def _refuse(
             f"<Message>{escape(refusal.message)}</Message></Error>"
         ).encode()
         content_type = "application/xml"
-    elif environ.get("HTTP_X_AMZ_TARGET") or "json" in content_type:
+    elif is_json_protocol(environ):
         body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
         content_type = "application/x-amz-json-1.1"
     else:  # the query protocol (IAM, STS, ...)

@@ -79,8 +79,8 @@ class KeepAliveHandler(FastHeadersHandler, MotoRequestHandler):
         return environ
 
     def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # No "100 Continue" here, unlike werkzeug's run_wsgi: parse_request sent it already
+        # (http.server's handle_expect_100), and a second one is not HTTP
         environ = self.make_environ()
         self.environ = environ
         body = environ["wsgi.input"]

@@ -19,12 +19,16 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local_aws.gaps import operation, signing_service
+
+if TYPE_CHECKING:
+    from local_aws.sigv4 import LocalKey
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class LocalAWS:
         cors_origins: tuple[str, ...] = (),
         fsync: str = "interval",
         compact_every: int | None = None,
-        verify_signatures: dict[str, str] | None = None,
+        verify_signatures: Mapping[str, str | LocalKey] | None = None,
     ):
         from local_aws.journal import COMPACT_EVERY, FSYNC_POLICIES
 
@@ -114,7 +118,8 @@ class LocalAWS:
         self.keep_sandboxes = keep_sandboxes
         self.cors_origins = tuple(cors_origins)
         self.fsync = fsync
-        # access key id -> secret; None: any credentials work (as with moto)
+        # access key id -> secret (or LocalKey: secret and session token); None: any
+        # credentials work (as with moto)
         self.verify_signatures = dict(verify_signatures) if verify_signatures is not None else None
         self.credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
         if self.verify_signatures is not None:

@@ -10,8 +10,14 @@ error AWS gives: ``SignatureDoesNotMatch``, or ``InvalidClientTokenId`` (S3:
 the server's clock gets ``RequestTimeTooSkewed`` (S3) or ``InvalidSignatureException``
 ("Signature expired"), as on AWS.
 
+A key may carry a session token (STS temporary credentials): then a request signed with it
+must send that token (``X-Amz-Security-Token``), and a request with a key that has none
+must send none; otherwise it is refused as AWS refuses a bad token: ``InvalidToken`` (S3),
+``UnrecognizedClientException`` (JSON protocols), ``InvalidClientTokenId`` (query protocol).
+
 Keys come from an AWS shared-credentials file (``[profile]`` sections with
-``aws_access_key_id`` and ``aws_secret_access_key``, as ``~/.aws/credentials``).
+``aws_access_key_id``, ``aws_secret_access_key`` and optionally ``aws_session_token``, as
+``~/.aws/credentials``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,8 @@ from urllib.parse import parse_qsl, urlsplit
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import HTTPHeaders
 from botocore.credentials import Credentials
+
+from local_aws.guard import is_json_protocol
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -44,8 +53,22 @@ class Refusal:
     message: str
 
 
-def load_credentials(path: str | Path) -> dict[str, str]:
-    """Access key id -> secret, from a shared-credentials file."""
+@dataclass(frozen=True)
+class LocalKey:
+    """A key that --verify-signatures accepts: its secret, and the session token requests
+    signed with it must carry (temporary credentials), if any."""
+
+    secret: str
+    session_token: str | None = None
+
+
+def local_keys(keys: Mapping[str, str | LocalKey]) -> dict[str, LocalKey]:
+    """Access key id -> LocalKey, from values that are a LocalKey or a secret alone."""
+    return {k: v if isinstance(v, LocalKey) else LocalKey(v) for k, v in keys.items()}
+
+
+def load_credentials(path: str | Path) -> dict[str, LocalKey]:
+    """Access key id -> its secret and session token, from a shared-credentials file."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path) as f:
@@ -54,12 +77,13 @@ def load_credentials(path: str | Path) -> dict[str, str]:
         raise ValueError(f"--credentials-file {path}: no such file") from None
     except configparser.Error as exc:
         raise ValueError(f"--credentials-file {path}: not a credentials file: {exc}") from None
-    keys: dict[str, str] = {}
+    keys: dict[str, LocalKey] = {}
     for section in parser.sections():
         key_id = parser.get(section, "aws_access_key_id", fallback="").strip()
         secret = parser.get(section, "aws_secret_access_key", fallback="").strip()
+        token = parser.get(section, "aws_session_token", fallback="").strip()
         if key_id and secret:
-            keys[key_id] = secret
+            keys[key_id] = LocalKey(secret, token or None)
         elif key_id or secret:
             raise ValueError(
                 f"--credentials-file {path}: [{section}] needs both aws_access_key_id and "
@@ -107,8 +131,8 @@ def _body_sha256(environ: dict[str, Any]) -> str | None:
 
 
 class Verifier:
-    def __init__(self, keys: dict[str, str]):
-        self.keys = dict(keys)
+    def __init__(self, keys: Mapping[str, str | LocalKey]):
+        self.keys = local_keys(keys)
 
     def check(self, environ: dict[str, Any], service_hint: str | None = None) -> Refusal | None:
         """None if the request's signature is right, else how to refuse it."""
@@ -125,6 +149,7 @@ class Verifier:
                 "Signature": params.get("X-Amz-Signature", ""),
             }
             timestamp = params.get("X-Amz-Date", "")
+            token = params.get("X-Amz-Security-Token")
             refusal = _expired(timestamp, params.get("X-Amz-Expires", ""))
             if refusal is not None:
                 return refusal
@@ -135,13 +160,14 @@ class Verifier:
                 return self._unsupported()
             fields = parsed
             timestamp = environ.get("HTTP_X_AMZ_DATE", "")
+            token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
         scope = fields["Credential"].split("/")
         if len(scope) != 5 or scope[4] != "aws4_request":
             return Refusal("400 Bad Request", "IncompleteSignature", "malformed Credential")
         key_id, date, region, service, _ = scope
         is_s3 = service == "s3"
-        secret = self.keys.get(key_id)
-        if secret is None:
+        key = self.keys.get(key_id)
+        if key is None:
             if is_s3:
                 return Refusal(
                     "403 Forbidden",
@@ -153,9 +179,13 @@ class Verifier:
                 "InvalidClientTokenId",
                 "The security token included in the request is invalid.",
             )
+        if not _token_matches(key.session_token, token):
+            return _bad_token(is_s3, environ)
         if not timestamp.startswith(date):
             return self._mismatch(is_s3)
-        signer = (S3SigV4Auth if is_s3 else SigV4Auth)(Credentials(key_id, secret), service, region)
+        signer = (S3SigV4Auth if is_s3 else SigV4Auth)(
+            Credentials(key_id, key.secret), service, region
+        )
         signed = [h for h in fields["SignedHeaders"].split(";") if h]
         headers = HTTPHeaders()
         for name in signed:
@@ -209,6 +239,25 @@ class Verifier:
             "local_aws --verify-signatures checks AWS Signature Version 4 (AWS4-HMAC-SHA256) "
             "only: sign with it (boto3, the AWS CLI and the SDKs do)",
         )
+
+
+def _token_matches(expected: str | None, sent: str | None) -> bool:
+    """A key's session token must come with it, and a key without one takes none."""
+    if expected is None or sent is None:
+        return expected is None and sent is None
+    return hmac.compare_digest(expected.encode(), sent.encode())
+
+
+def _bad_token(is_s3: bool, environ: dict[str, Any]) -> Refusal:
+    """AWS's answer to a session token that is not the key's, in each protocol's words."""
+    if is_s3:
+        return Refusal(
+            "400 Bad Request",
+            "InvalidToken",
+            "The provided token is malformed or otherwise invalid.",
+        )
+    code = "UnrecognizedClientException" if is_json_protocol(environ) else "InvalidClientTokenId"
+    return Refusal("403 Forbidden", code, "The security token included in the request is invalid.")
 
 
 class _Timestamped:

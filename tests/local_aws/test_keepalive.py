@@ -6,6 +6,7 @@ import http.client
 from typing import Any
 
 from tests.conftest import unique
+from tests.rawhttp import expect_continue
 
 # Any credentials work unless --verify-signatures; a signature must be there at all.
 AUTH = (
@@ -82,3 +83,19 @@ def test_an_idle_connection_is_closed_without_an_error_line(local_aws, monkeypat
         conn.close()
     errors = [r for r in caplog.records if "timed out" in r.getMessage()]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+def test_expect_100_continue_gets_one_interim_response(local_aws, s3) -> None:
+    """One "100 Continue", then the final answer: a second interim response (werkzeug sends
+    one of its own after http.server's) would be read as the answer by a strict client."""
+    bucket = unique("expect")
+    s3.create_bucket(Bucket=bucket)
+    statuses, _ = expect_continue(
+        local_aws.host,
+        local_aws.port,
+        f"PUT /{bucket}/k HTTP/1.1",
+        {"Authorization": AUTH},
+        b"after the go-ahead",
+    )
+    assert statuses == [100, 200]
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"after the go-ahead"

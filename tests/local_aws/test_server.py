@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import urllib.request
 import uuid
 
+import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -17,7 +19,15 @@ from botocore.exceptions import ClientError
 from local_aws.gaps import signing_service
 from local_aws.server import LocalAWS
 from tests.conftest import ServerProcess, admin, unique, wait_for
-from tests.jobkit import training_request, upload_source, wait_until_training
+from tests.jobkit import (
+    endpoint_config_request,
+    fit,
+    model_request,
+    training_request,
+    upload_model,
+    upload_source,
+    wait_until_training,
+)
 
 
 def test_one_port_serves_moto_and_sagemaker(local_aws, s3, sm):
@@ -349,6 +359,91 @@ def test_a_restart_after_kill_9_reaps_what_the_dead_server_left_running(tmp_path
         assert "stopped while this job was running" in job["FailureReason"]
     finally:
         server.stop()
+
+
+# A model that only a SIGKILL ends (it ignores SIGTERM, as a server stuck in C code would) and
+# that starts a helper in a session of its own (out of the model server's process group).
+_STUBBORN = """
+import os, signal, subprocess, sys
+import joblib
+import numpy as np
+
+def model_fn(model_dir):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", "MARKER"], start_new_session=True
+    )
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def predict_fn(data, model):
+    return model.predict(np.atleast_2d(data))
+"""
+
+
+def _descendants(pid: int) -> dict[int, tuple[float, str]]:
+    """pid -> (start time, command line) of every process below ``pid``."""
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found[child.pid] = (child.create_time(), " ".join(child.cmdline()))
+    return found
+
+
+def _running(procs: dict[int, tuple[float, str]]) -> list[str]:
+    """Those of ``procs`` still running (the same process, not a reused pid; not a zombie)."""
+    left = []
+    for pid, (started, cmdline) in procs.items():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(pid)
+            if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"{pid} {cmdline}")
+    return left
+
+
+def test_no_process_outlives_a_stop_and_a_restart_reaps_the_model_servers(tmp_path):
+    """kill -9 leaves a two-variant endpoint's model servers running (they ignore SIGTERM)
+    and their helpers (sessions of their own): the next start kills them all before it
+    serves; a clean stop then leaves nothing, zygotes included."""
+    marker = f"helper_{uuid.uuid4().hex[:8]}"
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        s3, sm = server.client("s3"), server.client("sagemaker")
+        s3.create_bucket(Bucket="stubborn")
+        code = upload_source(
+            s3, "stubborn", "code/s.tar.gz", {"inference.py": _STUBBORN.replace("MARKER", marker)}
+        )
+        for which, coef in (("a", [1, 2, 3]), ("b", [-1, 0, 1])):
+            data = upload_model(s3, "stubborn", f"models/{which}.tar.gz", fit(coef, 0.5))
+            sm.create_model(**model_request(f"stubborn-{which}", data, code))
+        sm.create_endpoint_config(
+            **endpoint_config_request("stubborn", {"A": ("stubborn-a", 1), "B": ("stubborn-b", 1)})
+        )
+        sm.create_endpoint(EndpointName="stubborn", EndpointConfigName="stubborn")
+        done = wait_for(lambda: sm.describe_endpoint(EndpointName="stubborn"), "EndpointStatus")
+        assert done["EndpointStatus"] == "InService", done.get("FailureReason")
+        first = _descendants(server.proc.pid)
+    finally:
+        server.stop(signal.SIGKILL)  # no chance to stop anything
+    commands = " ".join(cmdline for _, cmdline in first.values())
+    assert "warm_serving" in commands and "warm_child" in commands  # both zygotes
+    assert len(_pids(marker)) == 2  # a helper per variant
+    # the model servers (forked from the serving zygote) ignore SIGTERM: nothing but a sweep
+    # ends them; without one they would run on
+    assert len(_running(first)) >= 4, first
+
+    server.start()  # returns once it serves: the sweep came first
+    try:
+        assert _running(first) == []
+        runtime = server.client("sagemaker-runtime")
+        answer = runtime.invoke_endpoint(
+            EndpointName="stubborn", Body=b"1,2,3", ContentType="text/csv"
+        )  # the endpoint is restored, its helpers started again
+        assert answer["Body"].read()
+        second = _descendants(server.proc.pid)
+        assert len(_pids(marker)) == 2
+    finally:
+        server.stop()  # SIGTERM: a clean stop
+    assert _running(second) == []  # the server has exited: nothing of it is left
 
 
 def _pids(pattern: str) -> list[str]:

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,7 @@ from sagemaker_training import encoders
 from sklearn.linear_model import LogisticRegression
 
 from local_aws.sagemaker import serving
+from tests.rawhttp import expect_continue
 
 START_TIMEOUT = 90.0
 FEATURES = 6
@@ -204,6 +206,48 @@ def write_script(folder: Path, name: str, text: str) -> Path:
 
 
 # --- default handlers --------------------------------------------------------------------------
+
+
+def test_expect_100_continue_gets_one_interim_response(
+    sk_server: tuple[SklearnModel, ServerProcess],
+) -> None:
+    sk, server = sk_server
+    statuses, body = expect_continue(
+        "127.0.0.1",
+        server.port,
+        "POST /invocations HTTP/1.1",
+        {"Content-Type": "text/csv", "Accept": "text/csv"},
+        csv_bytes(sk.x),
+    )
+    assert statuses == [100, 200]
+    assert body.decode() == encoders.encode(sk.expected, "text/csv")
+
+
+def test_an_idle_connection_is_closed_quietly_and_the_pool_reconnects(
+    sk: SklearnModel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The model server's one timeout per connection also closes an idle keep-alive
+    connection: no error line for it, and local_aws's pool answers the next call anyway."""
+    from local_aws.sagemaker.model_server import ConnectionPool
+
+    monkeypatch.setattr(serving.Handler, "timeout", 0.2)  # not 60 s in a test
+    server = serving.Server(("127.0.0.1", 0), serving.load_service(sk.model_dir, None, None))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pool = ConnectionPool("127.0.0.1", server.server_port)
+    try:
+        row = csv_bytes(sk.x[:2])  # one row would be squeezed to 1-D, as in the container
+        first = pool.request("POST", "/invocations", row, {"Content-Type": "text/csv"}, 30)
+        assert first[0] == 200
+        (idle,) = pool._idle
+        idle.sock.settimeout(30)
+        assert idle.sock.recv(1, socket.MSG_PEEK) == b""  # the server closed it
+        again = pool.request("POST", "/invocations", row, {"Content-Type": "text/csv"}, 30)
+        assert again[0] == 200 and again[2] == first[2]
+    finally:
+        pool.close()
+        server.shutdown()
+        server.server_close()
+    assert "timed out" not in caplog.text
 
 
 def test_default_handlers_serve_csv_json_and_npy(

@@ -22,6 +22,8 @@ from botocore.exceptions import ClientError
 from tests.conftest import ServerProcess
 
 KEY_ID, SECRET = "AKIALOCALTEST", "a-secret-only-this-test-knows"
+# temporary credentials (as STS hands out): a key, its secret and the session token
+TEMP_ID, TEMP_SECRET, TOKEN = "ASIALOCALTEST", "a-temporary-secret", "FwoGZXIvYXdzEXAMPLETOKEN//"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     credentials = tmp / "credentials"
     credentials.write_text(
         f"[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+        f"[temporary]\naws_access_key_id = {TEMP_ID}\naws_secret_access_key = {TEMP_SECRET}\n"
+        f"aws_session_token = {TOKEN}\n"
     )
     server = ServerProcess(
         tmp / "data", args=("--verify-signatures", "--credentials-file", str(credentials))
@@ -44,6 +48,7 @@ def client(
     key_id: str = KEY_ID,
     secret: str = SECRET,
     config: Config | None = None,
+    token: str | None = None,
 ) -> Any:
     return boto3.session.Session().client(
         service,
@@ -51,6 +56,7 @@ def client(
         region_name="us-east-1",
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
+        aws_session_token=token,
         config=config,
     )
 
@@ -118,6 +124,58 @@ def test_a_wrong_secret_or_unknown_key_gets_aws_errors(server) -> None:
         error_code(lambda: client(server, "iam", key_id="AKIAUNKNOWN").list_roles())
         == "InvalidClientTokenId"
     )
+
+
+def test_temporary_credentials_need_their_own_session_token(server) -> None:
+    """A key configured with a session token works with that token only; a long-term key
+    works with none; any other token is refused in AWS's words for each protocol."""
+
+    def temporary(service: str, token: str | None = TOKEN, **kwargs: Any) -> Any:
+        return client(server, service, TEMP_ID, TEMP_SECRET, token=token, **kwargs)
+
+    s3 = temporary("s3")
+    s3.create_bucket(Bucket="temporary")
+    s3.put_object(Bucket="temporary", Key="k", Body=b"with the token")
+    assert s3.get_object(Bucket="temporary", Key="k")["Body"].read() == b"with the token"
+    assert temporary("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+    assert "Roles" in temporary("iam").list_roles()
+    url = temporary("s3", config=Config(signature_version="s3v4")).generate_presigned_url(
+        "get_object", Params={"Bucket": "temporary", "Key": "k"}
+    )
+    assert "X-Amz-Security-Token=" in url
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"with the token"
+
+    once = Config(retries={"max_attempts": 1, "mode": "standard"})
+    for s3 in (
+        temporary("s3", "not-the-token", config=once),
+        temporary("s3", None, config=once),  # none where one is needed
+        client(server, "s3", token="a-token-this-key-has-not", config=once),
+    ):
+        with pytest.raises(ClientError) as caught:
+            s3.list_buckets()
+        error = caught.value.response["Error"]
+        assert (error["Code"], error["Message"]) == (
+            "InvalidToken",
+            "The provided token is malformed or otherwise invalid.",
+        )
+    for token in ("not-the-token", None):
+        for service, call, code in (
+            ("sagemaker", "list_training_jobs", "UnrecognizedClientException"),
+            ("logs", "describe_log_groups", "UnrecognizedClientException"),
+            ("iam", "list_roles", "InvalidClientTokenId"),  # the query protocol's word
+        ):
+            with pytest.raises(ClientError) as caught:
+                getattr(temporary(service, token, config=once), call)()
+            error = caught.value.response["Error"]
+            assert (error["Code"], error["Message"]) == (
+                code,
+                "The security token included in the request is invalid.",
+            ), service
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a presigned URL's token
+        urllib.request.urlopen(url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x"))
+    assert b"InvalidToken" in refused.value.read()
+    assert refused.value.code == 400
 
 
 def test_a_body_changed_after_signing_is_refused(server) -> None:

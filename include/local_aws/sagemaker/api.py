@@ -117,6 +117,8 @@ def list_page(
 Hook = Callable[["Backend"], None]
 START_HOOKS: list[Hook] = []
 SHUTDOWN_HOOKS: list[Hook] = []
+# run once running jobs have ended too: what jobs and model servers fork from (zygotes)
+LAST_SHUTDOWN_HOOKS: list[Hook] = []
 
 
 def on_start(fn: Hook) -> Hook:
@@ -126,4 +128,9 @@ def on_start(fn: Hook) -> Hook:
 
 def on_shutdown(fn: Hook) -> Hook:
     SHUTDOWN_HOOKS.append(fn)
+    return fn
+
+
+def on_last_shutdown(fn: Hook) -> Hook:
+    LAST_SHUTDOWN_HOOKS.append(fn)
     return fn

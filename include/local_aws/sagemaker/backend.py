@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from local_aws.sagemaker import api
+from local_aws.sagemaker import api, orphans
 from local_aws.sagemaker.errors import ValidationException
 from local_aws.sagemaker.faults import Faults
 from local_aws.sagemaker.store import Store
@@ -64,15 +63,16 @@ class Backend:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        # Before any hook starts a process of this server's (zygotes, restored endpoints):
+        # the sweep would take them for the killed server's.
+        reaped = orphans.reap(self.data_dir.resolve())
+        if reaped:
+            log.warning("killed %d processes a previous server left running", reaped)
         for hook in api.START_HOOKS:
             hook(self)
 
     def shutdown(self) -> None:
-        for hook in api.SHUTDOWN_HOOKS:
-            try:
-                hook(self)
-            except Exception:
-                log.exception("shutdown hook %s failed", hook.__name__)
+        self._run_hooks(api.SHUTDOWN_HOOKS)
         with self._jobs_lock:
             running = list(self.jobs.values())
         for job in running:
@@ -81,6 +81,19 @@ class Backend:
             job.request_end("Failed", SERVER_STOPPED_REASON)
         for job in running:
             job.join(timeout=10)
+        self._run_hooks(api.LAST_SHUTDOWN_HOOKS)
+        # Whatever the stops above missed (a process a model or a script started in a
+        # session of its own, a job whose thread did not finish) must not outlive us.
+        left = orphans.reap(self.data_dir.resolve())
+        if left:
+            log.warning("killed %d processes still running after the stop", left)
+
+    def _run_hooks(self, hooks: list[api.Hook]) -> None:
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:
+                log.exception("shutdown hook %s failed", hook.__name__)
 
     # -- naming ----------------------------------------------------------------------------
     def arn(self, resource: str, name: str) -> str:
@@ -148,39 +161,10 @@ class Backend:
         return True
 
 
-# Every process of user code carries this variable (jobs.base_env): a server that starts
-# after one that was killed finds what that one left running by it.
-DATA_DIR_MARK = "LOCAL_AWS_JOB_OF"  # its value: the data dir of the server that started it
-
-
-def reap_orphans(data_dir: Path) -> int:
-    """SIGKILL the job processes a previous server of ``data_dir`` left running; their count."""
-    mark = f"{DATA_DIR_MARK}={data_dir}".encode()
-    reaped = 0
-    for entry in Path("/proc").glob("[0-9]*"):
-        pid = int(entry.name)
-        if pid == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if mark in environ:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                reaped += 1
-            except ProcessLookupError:
-                pass
-    return reaped
-
-
 @api.on_start
 def fail_jobs_left_running(backend: Backend) -> None:
-    """A job that was running when the server stopped cannot resume: it ends Failed, and
-    whatever of it still runs (the server was killed, not stopped) is killed first."""
-    reaped = reap_orphans(backend.data_dir.resolve())
-    if reaped:
-        log.warning("killed %d job processes a previous server left running", reaped)
+    """A job that was running when the server stopped cannot resume: it ends Failed
+    (whatever of it still ran was killed by ``Backend.start``)."""
     for kind, status_field in (
         ("training-jobs", "TrainingJobStatus"),
         ("processing-jobs", "ProcessingJobStatus"),

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from local_aws.sagemaker import private_opt_ml
 from local_aws.sagemaker.api import now
-from local_aws.sagemaker.backend import DATA_DIR_MARK
 from local_aws.sagemaker.cloudwatch import LogStream
-from local_aws.sagemaker.warm import WarmProcess
+from local_aws.sagemaker.orphans import DATA_DIR_MARK
+from local_aws.sagemaker.warm import TOOLKIT, WarmProcess
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.backend import Backend
@@ -212,7 +212,13 @@ class Job(threading.Thread):
         proc: subprocess.Popen[str] | WarmProcess
         host_opt_ml = HostOptMl.watch()
         if cmd is None:
-            proc = WarmProcess(env, cwd, sandbox=self.sandbox, module=warm_module)
+            proc = WarmProcess(
+                env,
+                cwd,
+                sandbox=self.sandbox,
+                module=warm_module,
+                via=TOOLKIT.get(self.backend.data_dir.resolve()),
+            )
         else:
             proc = spawn(cmd, cwd=cwd, env=env, sandbox=self.sandbox)
         with self._proc_lock:

@@ -358,7 +358,13 @@ class ModelServer:
 
     def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[str] | WarmProcess:
         try:
-            return warm_serving.spawn(args, cwd=self.workdir, env=env, sandbox=self.workdir)
+            return warm_serving.spawn(
+                args,
+                cwd=self.workdir,
+                env=env,
+                sandbox=self.workdir,
+                owner=self.backend.data_dir.resolve(),
+            )
         except (OSError, RuntimeError, queue.Empty) as exc:  # no zygote: start it cold
             log.warning("model server %s starts cold: %s", self.log_stream, exc)
         cmd = [sys.executable, "-m", "local_aws.sagemaker.serving", *args]

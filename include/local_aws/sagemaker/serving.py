@@ -65,8 +65,11 @@ EXECUTION_PARAMETERS = {
     "BatchStrategy": "MULTI_RECORD",
     "MaxPayloadInMB": 6,
 }
-# Bounds a request that stalls half-way (a client that sends fewer bytes than its Content-Length,
-# or stops reading the response); idle keep-alive connections are not subject to it.
+# Bounds every wait on a connection: a request that stalls half-way (a client that sends fewer
+# bytes than its Content-Length, or stops reading the response), and an idle keep-alive
+# connection, closed after that long (local_aws's pool retries a closed one on a new
+# connection). One timeout for the connection's life: a settimeout is a syscall, and
+# switching between a request's timeout and none while idle cost two per request.
 IO_TIMEOUT_SECONDS = 60.0
 # pandas.read_csv costs ~0.4 ms even for one row, the csv module far less; they break even
 # around 10 KB of numeric CSV.
@@ -497,12 +500,13 @@ class Handler(FastHeadersHandler):
     # Small responses must not wait for the client's delayed ACK.
     disable_nagle_algorithm = True
     server: Server
+    timeout = IO_TIMEOUT_SECONDS  # set once, when the connection is set up
 
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        if ok:
-            self.connection.settimeout(IO_TIMEOUT_SECONDS)
-        return ok
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        # http.server calls an idle keep-alive connection's timeout "Request timed out": how
+        # a pooled connection ends, not an error
+        if not format.startswith("Request timed out"):
+            super().log_error(format, *args)
 
     def do_GET(self) -> None:
         try:
@@ -599,7 +603,6 @@ class Handler(FastHeadersHandler):
         else:
             self.wfile.write(head)
             self.wfile.write(body)
-        self.connection.settimeout(None)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s -> %d (%d bytes)", self.command, self.path, status, len(body))
 

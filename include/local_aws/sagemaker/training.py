@@ -174,12 +174,12 @@ def stop_training_job(backend: Backend, p: dict[str, Any]) -> dict[str, Any]:
 
 @api.on_start
 def prewarm_toolkit(backend: Backend) -> None:
-    warm.prewarm()
+    warm.TOOLKIT.open(backend.data_dir.resolve())  # the first job does not pay its imports
 
 
-@api.on_shutdown
+@api.on_last_shutdown
 def stop_toolkit(backend: Backend) -> None:
-    warm.shutdown()
+    warm.TOOLKIT.close(backend.data_dir.resolve())
 
 
 class TrainingJob(Job):

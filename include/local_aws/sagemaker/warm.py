@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from local_aws.sagemaker.orphans import DATA_DIR_MARK
+
 _MAX_DATAGRAM = 4096
 
 
@@ -34,12 +36,17 @@ class Zygote:
     """``module``: the zygote's program, a module run as ``python -m MODULE FD`` (the
     toolkit's by default; model servers have their own, :mod:`local_aws.sagemaker.warm_serving`)."""
 
-    def __init__(self, module: str = "local_aws.sagemaker.warm_child") -> None:
+    def __init__(self, owner: Path, module: str = "local_aws.sagemaker.warm_child") -> None:
+        """``owner``: the data dir of the server it serves. The zygote's environment carries
+        it as the mark of that server's processes, and so does every child it forks (a
+        fork's /proc/PID/environ is its parent's, whatever it sets after): the next server
+        of that data dir finds them all if this one is killed (orphans.reap)."""
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._process = subprocess.Popen(
             [sys.executable, "-m", module, str(child_sock.fileno()), str(os.getpid())],
             pass_fds=[child_sock.fileno()],
             stdin=subprocess.DEVNULL,
+            env={**os.environ, DATA_DIR_MARK: str(owner)},
         )
         child_sock.close()
         self._ids = itertools.count(1)
@@ -104,29 +111,46 @@ class Zygote:
             self._process.kill()
 
 
-_zygote: Zygote | None = None
-_zygote_lock = threading.Lock()
+class ZygoteClosed(Exception):
+    """The server is stopping: nothing may fork a process that its stop would not see."""
 
 
-def zygote() -> Zygote:
-    global _zygote
-    with _zygote_lock:
-        if _zygote is None or not _zygote.alive():
-            _zygote = Zygote()
-        return _zygote
+class Zygotes:
+    """The running zygotes of one program, one per server (by its data dir): servers in one
+    process (tests) each mark, and stop, their own."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._running: dict[Path, Zygote] = {}
+        self._closed: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def open(self, owner: Path) -> Zygote:
+        """Start the zygote of a server that starts (again)."""
+        with self._lock:
+            self._closed.discard(owner)
+        return self.get(owner)
+
+    def get(self, owner: Path) -> Zygote:
+        with self._lock:
+            if owner in self._closed:
+                # a job or model server started late in a stop: after the final sweep, a
+                # zygote started again would outlive the server
+                raise ZygoteClosed("the local_aws server is stopping")
+            found = self._running.get(owner)
+            if found is None or not found.alive():
+                found = self._running[owner] = Zygote(owner, self.module)
+            return found
+
+    def close(self, owner: Path) -> None:
+        with self._lock:
+            found = self._running.pop(owner, None)
+            self._closed.add(owner)
+        if found is not None:
+            found.close()
 
 
-def prewarm() -> None:
-    """Start the zygote now, so the first training job does not pay for its imports."""
-    zygote()
-
-
-def shutdown() -> None:
-    global _zygote
-    with _zygote_lock:
-        if _zygote is not None:
-            _zygote.close()
-            _zygote = None
+TOOLKIT = Zygotes("local_aws.sagemaker.warm_child")
 
 
 class WarmProcess:
@@ -143,11 +167,11 @@ class WarmProcess:
         sandbox: Path,
         module: str | None = None,
         argv: list[str] | None = None,
-        via: Zygote | None = None,
+        via: Zygote,
     ):
         """``module``: a built-in algorithm's module to run instead of the toolkit's
-        trainer; ``via``: the zygote to fork from (default: the toolkit's); ``argv``: the
-        program's arguments, for a zygote whose program takes any."""
+        trainer; ``via``: the zygote to fork from; ``argv``: the program's arguments, for
+        a zygote whose program takes any."""
         spec = cwd / ".toolkit-spec.json"
         # the job's environment: readable by the server's user alone
         fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -163,7 +187,7 @@ class WarmProcess:
                 fh,
             )
         read_fd, write_fd = os.pipe()
-        self._zygote = via or zygote()
+        self._zygote = via
         try:
             self._id, self.pid, replies = self._zygote.spawn(spec, write_fd)
         finally:

@@ -21,50 +21,43 @@ import logging
 import os
 import socket
 import sys
-import threading
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from local_aws.sagemaker import api, private_opt_ml
-from local_aws.sagemaker.warm import WarmProcess, Zygote
+from local_aws.sagemaker.warm import WarmProcess, Zygotes
+
+if TYPE_CHECKING:
+    from local_aws.sagemaker.backend import Backend
 
 MODULE = "local_aws.sagemaker.warm_serving"
 # What the framework containers' models unpickle into: imported in the zygote when
 # installed, so a child's model_fn finds them loaded (the fork shares their pages).
 PRELOADED = ("joblib", "sklearn.base", "sklearn.linear_model", "sklearn.ensemble", "xgboost")
 
-_zygote: Zygote | None = None
-_lock = threading.Lock()
+ZYGOTES = Zygotes(MODULE)
 
 
 # -- server side ---------------------------------------------------------------------------------
-def zygote() -> Zygote:
-    global _zygote
-    with _lock:
-        if _zygote is None or not _zygote.alive():
-            _zygote = Zygote(MODULE)
-        return _zygote
-
-
-def spawn(args: list[str], *, cwd: Path, env: dict[str, str], sandbox: Path) -> WarmProcess:
-    """A model server (``serving`` with ``args``) forked from the zygote; it quacks like
-    the ``subprocess.Popen`` of a cold start (pid = its process group, text ``stdout``)."""
-    return WarmProcess(env, cwd, sandbox=sandbox, argv=args, via=zygote())
+def spawn(
+    args: list[str], *, cwd: Path, env: dict[str, str], sandbox: Path, owner: Path
+) -> WarmProcess:
+    """A model server (``serving`` with ``args``) forked from the zygote of the server whose
+    data dir is ``owner``; it quacks like the ``subprocess.Popen`` of a cold start (pid =
+    its process group, text ``stdout``)."""
+    return WarmProcess(env, cwd, sandbox=sandbox, argv=args, via=ZYGOTES.get(owner))
 
 
 @api.on_start
-def prewarm_model_servers(backend: object) -> None:
+def prewarm_model_servers(backend: Backend) -> None:
     """Start the zygote with the server, so the first endpoint does not pay its imports."""
-    zygote()
+    ZYGOTES.open(backend.data_dir.resolve())
 
 
-@api.on_shutdown
-def stop_model_server_zygote(backend: object) -> None:
-    global _zygote
-    with _lock:
-        if _zygote is not None:
-            _zygote.close()
-            _zygote = None
+@api.on_last_shutdown
+def stop_model_server_zygote(backend: Backend) -> None:
+    ZYGOTES.close(backend.data_dir.resolve())
 
 
 # -- zygote side ---------------------------------------------------------------------------------
