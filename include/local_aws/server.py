@@ -158,7 +158,6 @@ class LocalAWS:
         s3join.install()  # CompleteMultipartUpload joins the parts file to file
         logpatch.install(self.data_dir / "log-events")  # log events on disk, not in lists
         logpatch.free_request_bodies()
-        self.admin_token = guard.write_token(self.data_dir)
         # moto rescans its package for every request it routes; the list never changes
         self._routing = fast_moto_routing()
         s3fixes.install()
@@ -169,6 +168,9 @@ class LocalAWS:
         self.journal = Journal(
             self.data_dir / "moto", fsync=self.fsync, compact_every=self.compact_every
         )
+        # only once the journal's lock is ours: a second server started on a data dir in use
+        # must not replace the running one's token (its CLI and clients read that file)
+        self.admin_token = guard.write_token(self.data_dir)
         # large PutObject/UploadPart bodies reach moto's keys file to file, replayed ones too
         s3_app = s3stream.wrap(moto_app)
         started = time.perf_counter()

@@ -293,6 +293,18 @@ def test_moto_reset_and_admin_routes_need_the_token(local_aws, s3, bucket):
     assert admin(local_aws, "/_local_aws/faults", method="GET")["throttle_fraction"] == 0
 
 
+def test_a_second_server_on_a_data_dir_in_use_is_refused_and_changes_nothing(tmp_path):
+    from local_aws.journal import JournalError
+
+    with LocalAWS(tmp_path, port=0) as running:
+        token = (tmp_path / "admin-token").read_text()
+        with pytest.raises(JournalError, match="in use by another local_aws"):
+            LocalAWS(tmp_path, port=0).start()
+        # the running server's token, which its CLI and clients read, is still the file's
+        assert (tmp_path / "admin-token").read_text() == token
+        assert admin(running, "/_local_aws/faults", method="GET")["throttle_fraction"] == 0
+
+
 def test_no_cross_origin_access_by_default(local_aws, bucket):
     evil = {"Origin": "http://evil.example"}
     status, headers, _ = _raw(
