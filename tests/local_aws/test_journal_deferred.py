@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from local_aws.journal import INLINE_LIMIT
+from local_aws.journal import CRASH_AT_ENV, INLINE_LIMIT
+from tests.conftest import ServerProcess
 from tests.local_aws.test_journal import Run, isolated_moto  # noqa: F401  (autouse fixture)
 
 MiB = 1 << 20
@@ -292,3 +295,42 @@ def test_a_conditional_large_put_sees_a_put_made_during_its_copy(
     monkeypatch.setattr(models.FakeKey, "__init__", held.real)
     with Run(journal_dir) as run:
         assert run.client("s3").get_object(Bucket="cond", Key="k")["Body"].read() == b"there first"
+
+
+@pytest.mark.parametrize("step", ["applied", "journaled"])
+def test_kill_9_during_a_completion_leaves_the_object_whole_or_the_upload_completable(
+    tmp_path: Path, step: str
+) -> None:
+    """Killed once moto has the object but the journal not (as anywhere before, the join
+    included: nothing of it is on disk), or once it is journaled but not answered."""
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir, env={CRASH_AT_ENV: step}).start()
+    try:
+        s3 = boto3.session.Session().client(
+            "s3",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        s3.create_bucket(Bucket="crash")
+        upload, parts = start_upload(s3, "crash", "k")
+        with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+            complete(s3, "crash", "k", upload, parts)
+        assert server.proc is not None
+        assert server.proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        server.stop()
+    server = ServerProcess(data_dir).start()
+    try:
+        s3 = server.client("s3")
+        if step == "applied":
+            assert "Contents" not in s3.list_objects_v2(Bucket="crash")
+            assert len(uploads(s3, "crash")) == 1  # listed by the id the replay gave it
+            complete(s3, "crash", "k", upload, parts)  # the id the client has still works
+        else:
+            assert uploads(s3, "crash") == []
+        assert read(s3, "crash", "k") == sha(FIRST_PART + LAST_PART)
+    finally:
+        server.stop()

@@ -160,8 +160,8 @@ class _Abandoned(Exception):
     """The journal was closed or reset while compacting."""
 
 
-def _crash_point(step: str, compaction: int) -> None:
+def _crash_point(step: str, nth: int) -> None:
     wanted, _, number = os.environ.get(CRASH_AT_ENV, "").partition("@")
-    if wanted == step and compaction == int(number or 1):
+    if wanted == step and nth == int(number or 1):
         log.warning("journal: %s=%s: killing this process", CRASH_AT_ENV, step)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from local_aws.journal.calls import _buffered, _call
-from local_aws.journal.compaction import _Compaction
+from local_aws.journal.compaction import _Compaction, _crash_point
 from local_aws.journal.deferred import Stale, _WriteLock
 from local_aws.journal.inspection import (
     _DROPPED_ENVIRON_KEYS,
@@ -155,6 +155,8 @@ class _WritePath(_Compaction):
                     ts = time.time()
                     with _recording() as applied:
                         response = _call(app, environ)
+                if response.code < 300 and deferred:
+                    _crash_point("applied", 1)  # applied in memory, not journaled yet
                 if response.code < 300:
                     meta: dict[str, Any] = {
                         "v": _FORMAT,
@@ -188,6 +190,8 @@ class _WritePath(_Compaction):
                                 b"local_aws applied the change but could not persist it\n",
                             )
                         else:
+                            if deferred:
+                                _crash_point("journaled", 1)  # journaled, not answered
                             if body.blob is not None:
                                 self._blobs.add(body.blob.name)
                                 self._recent_blobs.append(body.blob.name)
