@@ -219,6 +219,14 @@ def write_bodies(capture: Capture, blob_dir: Path, fsync: bool) -> None:
         capture.close()
 
 
+def newer_format(path: Path, written: int, readable: int) -> str:
+    """The error for a file that a newer local_aws wrote, in a format this one cannot read."""
+    return (
+        f"{path} was written by a newer local_aws (format {written}); this one reads up to "
+        f"format {readable}: upgrade local_aws, or start with another --data-dir"
+    )
+
+
 def restore(path: Path, blob_dir: Path) -> dict[str, Any]:
     """Load a snapshot into moto's (empty) backends; return its extra fields."""
     from moto.backends import get_backend
@@ -226,7 +234,11 @@ def restore(path: Path, blob_dir: Path) -> dict[str, Any]:
 
     with open(path, "rb") as f:
         header = pickle.load(f)
-        if header.get("format") not in _READABLE_FORMATS or header.get("moto") != _moto_version():
+        written = header.get("format")
+        if isinstance(written, int) and written > max(_READABLE_FORMATS):
+            # its moto version says nothing useful then: this code cannot read it at all
+            raise SnapshotError(newer_format(path, written, max(_READABLE_FORMATS)))
+        if written not in _READABLE_FORMATS or header.get("moto") != _moto_version():
             raise SnapshotError(
                 f"{path} was written by moto {header.get('moto')} (format "
                 f"{header.get('format')}); this is moto {_moto_version()}: install "

@@ -96,7 +96,12 @@ class Journal(_WritePath):
     # -- replay -----------------------------------------------------------------------
 
     def _replay_one(self, app: WSGIApplication, meta: dict[str, Any], body: _Body) -> bool:
-        if meta.get("v") != _FORMAT:
+        written = meta.get("v")
+        if isinstance(written, int) and written > _FORMAT:
+            # Skipping it would serve a state without it, and the next compaction would
+            # drop it for good: refuse to start instead.
+            raise JournalError(snapshot.newer_format(self.log_path, written, _FORMAT))
+        if written != _FORMAT:
             log.warning(
                 "journal: %s has unknown format %r; skipped", _describe(meta), meta.get("v")
             )
