@@ -31,6 +31,10 @@ from local_aws.journal import COMPACT_EVERY
 
 LIVE = int(os.environ.get("BENCH_JOURNAL_OBJECTS", "20000"))
 TARGET_SECONDS = 5.0
+#: The slowest write while a compaction snapshotted 20,000 objects, before the capture used a
+#: dispatch table and paused the GC (idle machine); issue 7 asks for <= 100 ms.
+PAUSE_BEFORE_MS = 427.0
+PAUSE_TARGET_MS = 100.0
 LARGE_MB = int(os.environ.get("BENCH_JOURNAL_LARGE_MB", "1024"))
 
 
@@ -212,6 +216,15 @@ def _restart_after_churn() -> list[Row]:
             "ms",
             baseline=typical * 1000,
             baseline_name="the median write",
+        ),
+        Row(
+            "  against the same row before the capture's dispatch table and GC pause",
+            paused * 1000,
+            "ms",
+            baseline=PAUSE_BEFORE_MS,
+            baseline_name=f"{PAUSE_BEFORE_MS:g} ms on an idle machine (not this run)",
+            target=f"<= {PAUSE_TARGET_MS:g} ms",
+            ok=paused * 1000 <= PAUSE_TARGET_MS,
         ),
         Row(
             f"restart with ~{tail:,} records after the snapshot (compaction comes at "

@@ -36,8 +36,10 @@ def refused(journal_dir: Path, readable: int) -> None:
         rf"written by a newer local_aws \(format {FUTURE}\); this one reads up to format "
         rf"{readable}: upgrade local_aws, or start with another --data-dir"
     )
+    run = Run(journal_dir)
     with pytest.raises(JournalError, match=message):
-        Run(journal_dir).__enter__()
+        run.__enter__()
+    run.journal.close()
     assert files(journal_dir) == before  # nothing dropped, truncated or cleaned up
 
 

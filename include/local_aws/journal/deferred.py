@@ -162,7 +162,15 @@ def _guard_stores() -> None:
 def _before_key_change(store: Any, key: Any, *args: Any) -> None:
     if args:  # setlist(key, versions): hash the new version's body before the lock
         _hash_before_locking(args[0])
-    _before_change()
+    try:
+        _before_change()
+    except Stale:
+        # the new version is dropped: close its file now (moto warns of a key never disposed)
+        stored = dict.get(store, key) or []
+        for version in args[0] if args and isinstance(args[0], list) else []:
+            if all(version is not kept for kept in stored) and hasattr(version, "dispose"):
+                version.dispose()
+        raise
 
 
 def _wrap(owner: type, name: str, before: Callable[..., None]) -> None:
