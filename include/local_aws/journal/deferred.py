@@ -95,11 +95,14 @@ def _versions_check(store: dict[str, Any], key: str) -> _Check:
 
 def _upload_check(uploads: dict[str, Any], upload_id: str) -> _Check:
     upload = dict.get(uploads, upload_id)
-    parts = None if upload is None else tuple(upload.parts.items())
+    numbers = None if upload is None else tuple(upload.parts)
+    parts = None if upload is None else tuple(upload.parts.values())
 
     def still() -> bool:
         now = dict.get(uploads, upload_id)
-        return now is upload and (now is None or _same(tuple(now.parts.items()), parts))
+        if now is not upload or now is None:
+            return now is upload
+        return tuple(now.parts) == numbers and _same(tuple(now.parts.values()), parts)
 
     return still
 
