@@ -115,7 +115,11 @@ def _copy_prefix(source: Any, out: Any, length: int) -> None:
 
 def _read_events(path: Path, offset: int, end: int) -> Iterator[Event]:
     """The events of ``path`` from byte ``offset`` (a record's start) to byte ``end``."""
-    with open(path, "rb", buffering=_READ_BUFFER) as f:
+    try:
+        f = open(path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
+    except FileNotFoundError:
+        return  # its stream was deleted since the reader found it: it has no events now
+    with f:
         f.seek(offset)
         while offset < end:
             header = f.read(_HEADER.size)
@@ -272,8 +276,9 @@ class EventFile:
 
     def __getstate__(self) -> dict[str, Any]:
         view = self._view()
-        with open(view.path, "rb") as f:  # the snapshot is fsynced: so is what it refers to
-            os.fsync(f.fileno())
+        with _files_lock:
+            if _capturing is not None:  # fsynced by sync_captured, pinned till it is written
+                _capturing.add(view.path.name)
         return {
             "name": view.path.name,
             "count": view.count,
@@ -300,9 +305,90 @@ class EventFile:
         self.last_ts = state["last_ts"]
         self.max_id = state["max_id"]
         _seen_id(self.max_id)
-        restored.add(self._path.name)
+        with _files_lock:
+            _pinned.add(self._path.name)
 
 
-#: Names of the event files that the snapshot loaded at start refers to: kept by
-#: :func:`collect_garbage` even when no live stream has them any more.
-restored: set[str] = set()
+# -- files no stream has any more ---------------------------------------------------------
+#
+# A deleted stream's file goes at once, unless a snapshot refers to it: the one on disk
+# (a restart loads it, then replays the deletion), or one being written. Such a file is
+# kept until a snapshot without it is in place. A crash in between leaves it to
+# logpatch.collect_garbage at the next start.
+
+_files_lock = threading.Lock()
+#: names of the files that the snapshot on disk refers to
+_pinned: set[str] = set()
+#: names pickled into the snapshot being written (None: none is)
+_capturing: set[str] | None = None
+#: files no stream has, kept for a snapshot that refers to them
+_retired: set[str] = set()
+
+
+def pinned() -> set[str]:
+    """Names of the files a snapshot on disk (or being written) refers to."""
+    with _files_lock:
+        return _pinned | (_capturing or set())
+
+
+def retire(events: EventFile) -> None:
+    """The file of a deleted stream: removed now, or once no snapshot refers to it."""
+    name = events.path.name
+    with _files_lock:
+        if name in _pinned or (_capturing is not None and name in _capturing):
+            _retired.add(name)
+            return
+    _remove([name])
+
+
+def capture_started() -> None:
+    """A snapshot is being pickled (the journal's lock held): note the files it refers to."""
+    global _capturing
+    with _files_lock:
+        _capturing = set()
+
+
+def sync_captured() -> None:
+    """fsync the files the snapshot being written refers to, before it is made durable.
+
+    Done without the journal's lock: what a snapshot refers to is the first ``size``
+    bytes of each file, which appends do not change, and a file it refers to is not
+    removed (pinned) even if its stream is deleted meanwhile."""
+    directory = EventFile.directory
+    with _files_lock:
+        names = sorted(_capturing or ())
+    for name in names:
+        if directory is not None:
+            with open(directory / name, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def capture_ended(written: bool) -> None:
+    """The snapshot is in place (``written``), or was given up: drop the files kept only
+    for the snapshot that is no longer the one on disk."""
+    global _capturing, _pinned
+    with _files_lock:
+        if written and _capturing is not None:
+            _pinned = _capturing
+        _capturing = None
+        free = sorted(_retired - _pinned)
+        _retired.difference_update(free)
+    _remove(free)
+
+
+def snapshot_dropped() -> None:
+    """The snapshot on disk was deleted (moto-api/reset): it pins nothing any more."""
+    global _pinned
+    with _files_lock:
+        _pinned = set()
+        free = sorted(_retired - (_capturing or set()))
+        _retired.difference_update(free)
+    _remove(free)
+
+
+def _remove(names: list[str]) -> None:
+    directory = EventFile.directory
+    if directory is None:
+        return
+    for name in names:
+        (directory / name).unlink(missing_ok=True)

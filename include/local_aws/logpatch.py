@@ -25,13 +25,15 @@ from moto.logs import models as logs_models
 from moto.logs.exceptions import InvalidParameterException
 from moto.logs.utils import EventMessageFilter
 
-from local_aws.logevents import EventFile, restored
+from local_aws import logevents
+from local_aws.logevents import EventFile
 
 log = logging.getLogger(__name__)
 
 _PATCHED = {
     logs_models.LogStream: ("__init__", "_update", "put_log_events", "get_log_events"),
-    logs_models.LogGroup: ("filter_log_events",),
+    logs_models.LogGroup: ("filter_log_events", "delete_log_stream"),
+    logs_models.LogsBackend: ("delete_log_group",),
 }
 for _owner, _names in _PATCHED.items():
     for _name in _names:
@@ -41,12 +43,30 @@ for _owner, _names in _PATCHED.items():
                 "patch needs revisiting for this moto version"
             )
 _original_init: Callable[..., None] = logs_models.LogStream.__init__
+_original_delete_stream: Callable[..., None] = logs_models.LogGroup.delete_log_stream
+_original_delete_group: Callable[..., None] = logs_models.LogsBackend.delete_log_group
 
 
 @functools.wraps(_original_init)
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     _original_init(self, *args, **kwargs)
     self.events = EventFile()
+
+
+@functools.wraps(_original_delete_stream)
+def _delete_log_stream(self: Any, log_stream_name: str) -> None:
+    stream = self.streams.get(log_stream_name)
+    _original_delete_stream(self, log_stream_name)
+    if stream is not None:  # its events go with it (once no snapshot refers to them)
+        logevents.retire(stream.events)
+
+
+@functools.wraps(_original_delete_group)
+def _delete_log_group(self: Any, log_group_name: str) -> None:
+    group = self.groups.get(log_group_name)
+    _original_delete_group(self, log_group_name)
+    for stream in list(group.streams.values()) if group is not None else []:
+        logevents.retire(stream.events)
 
 
 def _update(self: Any) -> None:
@@ -210,6 +230,8 @@ def install(directory: Path) -> None:
         stream.put_log_events = _put_log_events  # type: ignore[method-assign]
         stream.get_log_events = _get_log_events  # type: ignore[method-assign,assignment]
         logs_models.LogGroup.filter_log_events = _filter_log_events  # type: ignore[method-assign]
+        logs_models.LogGroup.delete_log_stream = _delete_log_stream  # type: ignore[method-assign]
+        logs_models.LogsBackend.delete_log_group = _delete_log_group  # type: ignore[method-assign]
 
 
 def free_request_bodies() -> None:
@@ -240,7 +262,7 @@ def collect_garbage() -> int:
     directory = EventFile.directory
     if directory is None:
         return 0
-    kept = set(restored)
+    kept = logevents.pinned()
     backends: Any = get_backend("logs")
     for regions in backends.values():
         for backend in regions.values():

@@ -132,13 +132,14 @@ class Run:
         self.journal.close()
         reset_moto()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, **kwargs: Any) -> Any:
         return boto3.session.Session().client(
             service,
             endpoint_url=self.url,
             region_name=REGION,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            **kwargs,
         )
 
 

@@ -16,11 +16,13 @@ def test_small_writes_go_on_while_a_large_put_is_applied(tmp_path: Path, monkeyp
 
     real_init = models.FakeKey.__init__
     copying, release = threading.Event(), threading.Event()
+    copies: list[bytes] = []
 
     def slow_copy(self: Any, *args: Any, **kwargs: Any) -> None:
         # moto copies a body into its object here; for a gigabyte that takes seconds.
         # Made to wait for the test instead, so that "meanwhile" is certain, not timed.
         if kwargs.get("name") == "large":
+            copies.append(b"")
             copying.set()
             if not release.wait(60):
                 raise TimeoutError("the test never released the large put")
@@ -53,6 +55,9 @@ def test_small_writes_go_on_while_a_large_put_is_applied(tmp_path: Path, monkeyp
             release.set()
             uploader.join(60)
         assert failures == []
+        # copied once, not again under the lock: the writes meanwhile were to other keys
+        # (the delete of "large" came before it existed, and changed nothing)
+        assert len(copies) == 1
         live = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="lock")["Contents"])
     # applied after the delete, so the large object exists, and the journal agrees
     assert live == ["large", "small-0", "small-1", "small-2", "small-3"]

@@ -13,7 +13,7 @@ import uuid
 import zlib
 from typing import IO, TYPE_CHECKING
 
-from local_aws import snapshot
+from local_aws import logevents, snapshot
 from local_aws.journal.records import (
     _FORMAT,
     _FRAME,
@@ -75,15 +75,22 @@ class _Compaction(_LogStore):
                 return False
             resets = self._resets
             cut = self._log.tell()
-            captured = snapshot.capture(
-                self.services,
-                {"to_live": dict(self._to_live), "to_journal": dict(self._to_journal)},
-            )
+            logevents.capture_started()
+            try:
+                captured = snapshot.capture(
+                    self.services,
+                    {"to_live": dict(self._to_live), "to_journal": dict(self._to_journal)},
+                )
+            except BaseException:
+                logevents.capture_ended(written=False)
+                raise
             self._recent_blobs = []
             since_cut = self._since_snapshot
         name = f"{_SNAPSHOT_PREFIX}{uuid.uuid4().hex}"
+        written = False
         try:
             snapshot.write_bodies(captured, self.blob_dir, fsync=True)
+            logevents.sync_captured()
             tmp = self.path / (name + _NEW)
             with open(tmp, "wb") as f:
                 f.write(captured.data)
@@ -123,6 +130,7 @@ class _Compaction(_LogStore):
                     os.replace(new_log, self.log_path)
                     _fsync_dir(self.path)
                     _crash_point("log-renamed", self.compactions + 1)
+                    written = True
                     old_log, self._log = self._log, out
                     out = old_log  # closed below: releases the old file's flock
                     dropped = self._blobs - set(self._recent_blobs) - set(captured.blobs)
@@ -148,6 +156,8 @@ class _Compaction(_LogStore):
             raise
         finally:
             captured.close()
+            # the log-event files kept only for the snapshot replaced (or not written)
+            logevents.capture_ended(written)
         log.info(
             "journal: compacted %d records into a snapshot of %d bytes",
             since_cut,
@@ -160,8 +170,8 @@ class _Abandoned(Exception):
     """The journal was closed or reset while compacting."""
 
 
-def _crash_point(step: str, compaction: int) -> None:
+def _crash_point(step: str, nth: int) -> None:
     wanted, _, number = os.environ.get(CRASH_AT_ENV, "").partition("@")
-    if wanted == step and compaction == int(number or 1):
+    if wanted == step and nth == int(number or 1):
         log.warning("journal: %s=%s: killing this process", CRASH_AT_ENV, step)
         os.kill(os.getpid(), signal.SIGKILL)

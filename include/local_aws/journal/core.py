@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from local_aws import snapshot
 from local_aws.journal.calls import _call, _replay_environ, fast_moto_routing
+from local_aws.journal.deferred import _guard_stores
 from local_aws.journal.inspection import _describe, _s3_ids
 from local_aws.journal.records import _FORMAT, JournalError, _Body
 from local_aws.journal.shims import _install_shims, _playback
@@ -33,6 +34,7 @@ class Journal(_WritePath):
     def wrap(self, app: WSGIApplication) -> WSGIApplication:
         """Return ``app`` behind a middleware that journals its successful mutations."""
         _install_shims()
+        _guard_stores()
         with self._lock:
             # Now, not at the first write: the scan drops unreferenced blobs, which must
             # not race with requests streaming new ones.
@@ -94,7 +96,12 @@ class Journal(_WritePath):
     # -- replay -----------------------------------------------------------------------
 
     def _replay_one(self, app: WSGIApplication, meta: dict[str, Any], body: _Body) -> bool:
-        if meta.get("v") != _FORMAT:
+        written = meta.get("v")
+        if isinstance(written, int) and written > _FORMAT:
+            # Skipping it would serve a state without it, and the next compaction would
+            # drop it for good: refuse to start instead.
+            raise JournalError(snapshot.newer_format(self.log_path, written, _FORMAT))
+        if written != _FORMAT:
             log.warning(
                 "journal: %s has unknown format %r; skipped", _describe(meta), meta.get("v")
             )

@@ -200,3 +200,14 @@ def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bo
         and _query_keys(environ) <= {"x-id"}
         and _path(environ).strip("/").count("/") >= 1  # /bucket/key, not a bucket call
     )
+
+
+def _completion(service: str, environ: WSGIEnvironment) -> bool:
+    """CompleteMultipartUpload (the one S3 POST with an uploadId): the other write that
+    takes the lock late, once its parts are joined."""
+    return (
+        service == "s3"
+        and environ.get("REQUEST_METHOD") == "POST"
+        and "uploadId" in _query_keys(environ)
+        and _path(environ).strip("/").count("/") >= 1
+    )

@@ -30,9 +30,11 @@ COMPACT_EVERY = 1000
 FSYNC_POLICIES = ("always", "interval", "never")
 FSYNC_INTERVAL = 1.0
 
-#: Set to a step name of :meth:`Journal.compact` to kill the process there (tests of crash
-#: safety): snapshot-written, log-written, log-renamed; ``<step>@<n>`` at this process's
-#: n-th compaction (default: the first).
+#: Set to a step name to kill the process there (tests of crash safety). Of
+#: :meth:`Journal.compact`: snapshot-written, log-written, log-renamed; ``<step>@<n>`` at
+#: this process's n-th compaction (default: the first). Of a late-locking write (a large
+#: PutObject, CompleteMultipartUpload): applied (in moto, not journaled), journaled (not
+#: answered), at any such write.
 CRASH_AT_ENV = "LOCAL_AWS_JOURNAL_CRASH_AT"
 
 _CHUNK = 1 << 20

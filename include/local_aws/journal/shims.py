@@ -1,5 +1,4 @@
-"""moto's clock and random generator made recordable and replayable, and the write lock
-that a large PutObject takes late."""
+"""moto's clock and random generator made recordable and replayable."""
 
 from __future__ import annotations
 
@@ -110,7 +109,6 @@ def _install_shims() -> None:
     import moto.moto_api._internal as moto_api
 
     with _shim_lock:
-        _guard_key_stores()
         if _real_utcnow is None:
             _real_utcnow = core_utils.utcnow
         if _shared_random is None:
@@ -126,40 +124,6 @@ def _install_shims() -> None:
                     setattr(module, attr, _shim_utcnow)
                 elif value is _shared_random:
                     setattr(module, attr, _random_shim)
-
-
-def _hash_before_locking(versions: Any) -> None:
-    """The ETag of a new object, which moto hashes when it first answers with it: over the
-    whole body, which is to be done before the lock, not under it."""
-    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
-    if pending is None or pending.held or not isinstance(versions, list):
-        return
-    for version in versions:
-        if getattr(version, "_etag", "") is None:
-            try:
-                version.etag  # noqa: B018  (computes and keeps it)
-            except ValueError:  # a disposed version: nothing to hash
-                pass
-
-
-def _guard_key_stores() -> None:
-    """Make a thread that deferred the journal's lock (a large put) take it at its first
-    touch of an S3 bucket's keys, before it reads or changes them."""
-    from moto.s3.utils import _VersionedKeyStore
-
-    if getattr(_VersionedKeyStore, "_local_aws_guarded", False):
-        return
-    for name in ("__sgetitem__", "__setitem__", "setlist", "pop"):
-        real = getattr(_VersionedKeyStore, name)
-
-        def guarded(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
-            if _name == "setlist" and len(args) > 2:
-                _hash_before_locking(args[2])
-            _hold_write_lock()
-            return _real(*args, **kwargs)
-
-        setattr(_VersionedKeyStore, name, guarded)
-    _VersionedKeyStore._local_aws_guarded = True  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -184,26 +148,3 @@ def _playback(meta: dict[str, Any]) -> Iterator[None]:
         yield
     finally:
         _applying.clock = _applying.random = None
-
-
-class _WriteLock:
-    def __init__(self, lock: threading.Lock):
-        self.lock = lock
-        self.held = False
-
-    def hold(self) -> None:
-        if not self.held:
-            self.lock.acquire()
-            self.held = True
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.lock.release()
-
-
-def _hold_write_lock() -> None:
-    """Take the journal's lock now, if this thread applies a large put that deferred it."""
-    pending: _WriteLock | None = getattr(_applying, "write_lock", None)
-    if pending is not None:
-        pending.hold()

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from local_aws import logevents
 from local_aws.journal.inspection import _describe
 from local_aws.journal.records import (
     _BLOB_DIR,
@@ -249,6 +250,7 @@ class _LogStore:
         if self._snapshot is not None:
             (self.path / self._snapshot).unlink(missing_ok=True)
             self._snapshot = None
+            logevents.snapshot_dropped()
         # Only our own: a concurrent upload may be streaming a new blob right now.
         for name in self._blobs:
             (self.blob_dir / name).unlink(missing_ok=True)

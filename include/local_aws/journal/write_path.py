@@ -15,11 +15,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from local_aws.journal.calls import _buffered, _call
-from local_aws.journal.compaction import _Compaction
+from local_aws.journal.compaction import _Compaction, _crash_point
+from local_aws.journal.deferred import Stale, _WriteLock
 from local_aws.journal.inspection import (
     _DROPPED_ENVIRON_KEYS,
     _PRESERVED_NAMES_KEY,
     _READ_ONLY_PREFIXES,
+    _completion,
     _describe,
     _form_action,
     _is_form,
@@ -36,7 +38,7 @@ from local_aws.journal.inspection import (
     _without_secrets,
 )
 from local_aws.journal.records import _CHUNK, _FORMAT, INLINE_LIMIT, _Body, _read_up_to, _Response
-from local_aws.journal.shims import _applying, _recording, _WriteLock
+from local_aws.journal.shims import _applying, _recording
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -126,12 +128,35 @@ class _WritePath(_Compaction):
                 body = self._read_body(environ)
         except HTTPException as exc:
             return exc(environ, start_response)
+        deferred = _large_put(service, environ, body) or _completion(service, environ)
+        # as it was before moto saw it: to run it again if it turns out stale
+        pristine = dict(environ) if deferred else environ
         try:
-            with self._write_lock(_large_put(service, environ, body)) as write_lock:
+            with self._write_lock(deferred) as write_lock:
                 ts = time.time()
-                with _recording() as applied:
-                    response = _call(app, environ)
+                try:
+                    with _recording() as applied:
+                        response = _call(app, environ)
+                except Exception as exc:
+                    # Stale, or moto failing on what changed under it (a part disposed
+                    # by an UploadPart of the same number while it was joined)
+                    write_lock.hold()
+                    if not write_lock.stale:
+                        raise
+                    if not isinstance(exc, Stale):
+                        log.debug("journal: %s failed on a change made meanwhile", exc)
                 write_lock.hold()
+                if write_lock.stale:
+                    # What it read changed before it took the lock, and it changed nothing
+                    # yet: now it runs with the lock held from the start, as other writes do.
+                    environ = dict(pristine)
+                    body.stream.seek(0)
+                    environ["wsgi.input"] = body.stream
+                    ts = time.time()
+                    with _recording() as applied:
+                        response = _call(app, environ)
+                if response.code < 300 and deferred:
+                    _crash_point("applied", 1)  # applied in memory, not journaled yet
                 if response.code < 300:
                     meta: dict[str, Any] = {
                         "v": _FORMAT,
@@ -165,6 +190,8 @@ class _WritePath(_Compaction):
                                 b"local_aws applied the change but could not persist it\n",
                             )
                         else:
+                            if deferred:
+                                _crash_point("journaled", 1)  # journaled, not answered
                             if body.blob is not None:
                                 self._blobs.add(body.blob.name)
                                 self._recent_blobs.append(body.blob.name)
@@ -178,13 +205,13 @@ class _WritePath(_Compaction):
     def _write_lock(self, deferred: bool) -> Iterator[_WriteLock]:
         """The lock a mutation is applied and journaled under.
 
-        A large PutObject takes it late: moto reads the body and copies it into its object
-        without it (seconds for a gigabyte, which every other write waited for), and takes
-        it the moment it first touches a bucket's keys; from then until the record is
-        appended the lock is held, so the journal's order is still the order moto applied
-        the changes in.
+        A large PutObject or a CompleteMultipartUpload takes it late (``deferred``): at its
+        first change of what other writes see, after the copy or join that takes seconds
+        for a gigabyte (see :mod:`local_aws.journal.deferred`); from then until the record
+        is appended the lock is held, so the journal's order is still the order moto
+        applied the changes in.
         """
-        write_lock = _WriteLock(self._lock)
+        write_lock = _WriteLock(self._lock, deferred)
         if not deferred:
             write_lock.hold()
         else:
