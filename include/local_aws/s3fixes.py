@@ -10,6 +10,10 @@ which botocore knows it cannot check.
 CopyObject of a large object, and UploadPartCopy of a large range (boto3's managed
 ``copy``), go file to file (``local_aws.s3stream.copying``), not through one ``bytes`` of
 the object.
+
+UploadPart, UploadPartCopy and CompleteMultipartUpload of an upload that does not exist (never
+created, aborted or already completed): moto indexes its uploads without a check and answers
+HTTP 500 (a KeyError); S3 answers 404 NoSuchUpload, which clients and retry logic know.
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ def install() -> None:
 
     setattr(copy_object, _MARK, True)
     S3Backend.copy_object = copy_object  # type: ignore[method-assign]
-    S3Backend.upload_part_copy = _streamed_part_copy(S3Backend.upload_part_copy)  # type: ignore[method-assign]
+    S3Backend.upload_part_copy = _known_upload(_streamed_part_copy(S3Backend.upload_part_copy))  # type: ignore[method-assign]
+    S3Backend.upload_part = _known_upload(S3Backend.upload_part)  # type: ignore[method-assign]
+    S3Backend.complete_multipart_upload = _known_upload(S3Backend.complete_multipart_upload)  # type: ignore[method-assign]
 
 
 def copied_range(size: int, start_byte: int | None, end_byte: int | None) -> tuple[int, int]:
@@ -95,3 +101,19 @@ def _streamed_part_copy(original: Any) -> Any:
 
     setattr(upload_part_copy, _MARK, True)
     return upload_part_copy
+
+
+def _known_upload(original: Any) -> Any:
+    """moto's backend method whose first two arguments are a bucket and an upload id, raising
+    S3's NoSuchUpload for an upload the bucket does not have instead of a KeyError (HTTP 500).
+    """
+
+    @functools.wraps(original)
+    def checked(self: Any, bucket_name: str, multipart_id: str, *args: Any, **kwargs: Any) -> Any:
+        from moto.s3.exceptions import NoSuchUpload
+
+        if multipart_id not in self.get_bucket(bucket_name).multiparts:
+            raise NoSuchUpload(upload_id=multipart_id)
+        return original(self, bucket_name, multipart_id, *args, **kwargs)
+
+    return checked

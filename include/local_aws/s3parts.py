@@ -14,7 +14,8 @@ source's upload, as the one part it is on S3): the bytes of its range of the obj
 ``Content-Range`` of the part within the object, ``x-amz-mp-parts-count``, the object's own
 ETag, and no checksum header (the object's checksum does not describe a part; moto gave
 none for a part either). A part number past the object's parts is S3's 416
-``InvalidPartNumber``.
+``InvalidPartNumber``; a ``Range`` asked for with a part number is S3's 400
+``InvalidRequest`` (moto answered the part).
 
 Objects completed before this (parts still ``FakeKey``, e.g. from an older snapshot) keep
 moto's own answers. Two narrow patches, installed by :func:`local_aws.s3join.install`:
@@ -108,6 +109,20 @@ def _as_part(headers: dict[str, Any], part: PartRange, size: int, count: int | N
         headers["x-amz-mp-parts-count"] = str(count)
 
 
+_RANGE_WITH_PART = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code>'
+    b"<Message>Cannot specify both Range header and partNumber query parameter</Message></Error>"
+)
+
+
+def refused_range_with_part(request: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """S3's 400 for a GetObject/HeadObject that asks for a ``Range`` and a ``partNumber`` at
+    once (moto answers the part and ignores the range), or None for any other request."""
+    if "partNumber" not in request.querystring or not request.headers.get("Range"):
+        return None
+    return 400, {"Content-Type": "application/xml"}, _RANGE_WITH_PART
+
+
 def _part_number(text: Any) -> int | None:
     try:
         return int(text)
@@ -172,6 +187,9 @@ def _get_object(
 
 @functools.wraps(_original_head)
 def _head_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+    refused = refused_range_with_part(self)
+    if refused is not None:
+        return refused
     _asked.part = None
     try:
         response = _original_head(self, *args, **kwargs)

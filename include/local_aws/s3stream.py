@@ -258,6 +258,9 @@ def _adopt(key: Any, buffer: Any, source: Any) -> None:
 
 @functools.wraps(_original_get_object)
 def _get_object(self: Any) -> Any:
+    refused = s3parts.refused_range_with_part(self)
+    if refused is not None:
+        return refused
     _streaming.active, _streaming.key = True, None
     try:
         response = _original_get_object(self)

@@ -112,3 +112,45 @@ def test_parts_answer_after_a_restart_from_a_snapshot_that_holds_the_object_once
     assert size <= blobs < size + MB, f"snapshot blobs {blobs / MB:.1f} MB for {size / MB:.1f} MB"
     with Run(journal_dir, compact_every=0) as run:  # restored from the snapshot
         _assert_parts(run.client("s3"), "snap", "k", bodies, etag)
+
+
+def test_a_range_with_a_part_number_is_refused_as_on_s3(s3: Any, bucket: str) -> None:
+    bodies, _ = _upload(s3, bucket, "both")
+    with pytest.raises(ClientError) as caught:  # moto answered the part, ignoring the range
+        s3.get_object(Bucket=bucket, Key="both", PartNumber=1, Range="bytes=0-9")
+    assert caught.value.response["Error"] == {
+        "Code": "InvalidRequest",
+        "Message": "Cannot specify both Range header and partNumber query parameter",
+    }
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=bucket, Key="both", PartNumber=1, Range="bytes=0-9")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert (
+        s3.get_object(Bucket=bucket, Key="both", Range="bytes=0-9")["Body"].read()
+        == (bodies[0][:10])
+    )
+
+
+def test_an_upload_that_is_gone_is_no_such_upload_not_a_server_error(s3: Any, bucket: str) -> None:
+    """Aborted, completed or never created: S3's 404 NoSuchUpload (moto answered 500)."""
+    aborted = s3.create_multipart_upload(Bucket=bucket, Key="gone")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="gone", UploadId=aborted, PartNumber=1, Body=b"x")[
+        "ETag"
+    ]
+    s3.abort_multipart_upload(Bucket=bucket, Key="gone", UploadId=aborted)
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    s3.put_object(Bucket=bucket, Key="source", Body=b"abc")
+    copy_source = {"Bucket": bucket, "Key": "source"}
+    for upload in (aborted, "never-created"):
+        common = {"Bucket": bucket, "Key": "gone", "UploadId": upload}
+        for call, extra in (
+            (s3.complete_multipart_upload, {"MultipartUpload": parts}),
+            (s3.upload_part, {"PartNumber": 2, "Body": b"y"}),
+            (s3.upload_part_copy, {"PartNumber": 2, "CopySource": copy_source}),
+        ):
+            with pytest.raises(ClientError) as caught:
+                call(**common, **extra)
+            assert caught.value.response["Error"]["Code"] == "NoSuchUpload", call
+            assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="gone")  # nothing was created on the way
