@@ -17,9 +17,9 @@ is ``IncompleteBody``, broken framing is ``InvalidRequest``: the request fails a
 is stored. A signed upload (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``) whose seed
 signature ``--verify-signatures`` checked has each chunk's signature, and the trailer's,
 checked as it arrives (:mod:`local_aws.chunksig`): one that does not match is S3's 403
-``SignatureDoesNotMatch``, nothing stored either. :func:`plain_environ` then tells moto the request as if it had come unframed,
-with the checksum in its header (``local_aws.s3stream.wrap`` makes the buffer the new
-key's body).
+``SignatureDoesNotMatch``, nothing stored either. :func:`plain_environ` then tells moto
+the request as if it had come unframed, with the checksum in its header
+(``local_aws.s3stream.wrap`` makes the buffer the new key's body).
 """
 
 from __future__ import annotations
