@@ -14,18 +14,23 @@ computes the MD5 (the ETag) and the trailer's checksum on the way (or the checks
 ``x-amz-sdk-checksum-algorithm`` asks for without a value, which S3 computes). A checksum that
 differs is S3's ``BadDigest``, a decoded length other than ``x-amz-decoded-content-length``
 is ``IncompleteBody``, broken framing is ``InvalidRequest``: the request fails and nothing
-is stored. :func:`plain_environ` then tells moto the request as if it had come unframed,
-with the checksum in its header (``local_aws.s3stream.wrap`` makes the buffer the new
-key's body).
+is stored. A signed upload (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``) whose seed
+signature ``--verify-signatures`` checked has each chunk's signature, and the trailer's,
+checked as it arrives (:mod:`local_aws.chunksig`): one that does not match is S3's 403
+``SignatureDoesNotMatch``, nothing stored either. :func:`plain_environ` then tells moto
+the request as if it had come unframed, with the checksum in its header
+(``local_aws.s3stream.wrap`` makes the buffer the new key's body).
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from local_aws import chunksig
 from local_aws.s3checksums import ALGORITHMS, b64, running_checksum
 
 _CHUNK = 1 << 20
@@ -37,9 +42,9 @@ _MISSING = object()
 class BodyError(Exception):
     """The body is not what its headers say: answered with S3's error, nothing stored."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, status: str = "400 Bad Request"):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.status = code, message, status
 
     def respond(self, start_response: Any) -> list[bytes]:
         from xml.sax.saxutils import escape
@@ -49,7 +54,7 @@ class BodyError(Exception):
             f"<Error><Code>{self.code}</Code><Message>{escape(self.message)}</Message></Error>"
         ).encode()
         start_response(
-            "400 Bad Request",
+            self.status,
             [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
         )
         return [body]
@@ -114,6 +119,14 @@ def _declared_length(environ: dict[str, Any]) -> int | None:
     return value
 
 
+def _check(check: Callable[..., None], *args: Any) -> None:
+    """Run a chunk-signature check; a mismatch is S3's 403 SignatureDoesNotMatch."""
+    try:
+        check(*args)
+    except chunksig.Mismatch as mismatch:
+        raise BodyError("SignatureDoesNotMatch", str(mismatch), "403 Forbidden") from None
+
+
 def _line(stream: IO[bytes], what: str) -> bytes:
     line = stream.readline(_MAX_LINE)
     if not line.endswith(b"\r\n"):
@@ -148,13 +161,19 @@ def decode(stream: IO[bytes], environ: dict[str, Any], max_buffer_size: int) -> 
     declared = _declared_length(environ)
     algorithm = trailer[1] if trailer else missing_checksum(environ)
     running = running_checksum(algorithm) if algorithm else None
+    seed = environ.get(chunksig.ENVIRON_KEY)
+    chain = seed.chain() if seed is not None else None
     md5 = hashlib.md5(usedforsecurity=False)
     out = tempfile.SpooledTemporaryFile(max_buffer_size)  # noqa: SIM115 - returned open
     try:
         if declared is not None and declared > max_buffer_size:
             out.rollover()  # straight to the file, not through memory
         size = 0
-        while length := _chunk_size(_line(stream, "a chunk header")):
+        while True:
+            header = _line(stream, "a chunk header")
+            length = _chunk_size(header)
+            # a signed upload's chunk is hashed for its signature as it is read
+            signed = hashlib.sha256() if chain is not None else None
             remaining = length
             while remaining:
                 data = stream.read(min(_CHUNK, remaining))
@@ -166,11 +185,19 @@ def decode(stream: IO[bytes], environ: dict[str, Any], max_buffer_size: int) -> 
                 md5.update(data)
                 if running is not None:
                     running.update(data)
+                if signed is not None:
+                    signed.update(data)
                 remaining -= len(data)
+            if chain is not None and signed is not None:
+                _check(chain.chunk, chunksig.chunk_signature(header), signed.hexdigest())
+            if not length:  # the final chunk, signed too: the trailers follow
+                break
             size += length
             if stream.read(2) != b"\r\n":
                 raise _invalid(f"a chunk of {length} bytes is not followed by CRLF")
         trailers = _trailers(stream)
+        if chain is not None:
+            _check(chain.trailers, trailers)
         if declared is not None and size != declared:
             raise BodyError(
                 "IncompleteBody",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import io
@@ -37,6 +38,7 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import HTTPHeaders
 from botocore.credentials import Credentials
 
+from local_aws import chunksig
 from local_aws.guard import is_json_protocol
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -218,15 +220,22 @@ class Verifier:
         if not hmac.compare_digest(expected, fields["Signature"]):
             return self._mismatch(is_s3)
         if not presigned:  # a presigned URL has its own window: X-Amz-Expires (_expired)
-            return _skewed(timestamp, is_s3)
+            refusal = _skewed(timestamp, is_s3)
+            if refusal is None and payload in (chunksig.SIGNED, chunksig.SIGNED_TRAILER):
+                # the seed covers the headers only: its chunks are checked as they stream
+                environ[chunksig.ENVIRON_KEY] = chunksig.Seed(
+                    sign=functools.partial(signer.signature, request=request),
+                    timestamp=timestamp,
+                    scope=signer.credential_scope(request),
+                    signature=fields["Signature"],
+                    trailer=payload == chunksig.SIGNED_TRAILER,
+                )
+            return refusal
         return None
 
     @staticmethod
     def _mismatch(is_s3: bool) -> Refusal:
-        message = (
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method."
-        )
+        message = chunksig.MISMATCH
         if not is_s3:
             message += " Consult the service documentation for details."
         return Refusal("403 Forbidden", "SignatureDoesNotMatch", message)

@@ -353,3 +353,16 @@ def test_computed_checksums_equal_moto_s_for_a_small_body_and_for_parts(
         Bucket="chunks", Key="large-ref", Body=large, ChecksumAlgorithm=algorithm
     )
     assert part[f"Checksum{algorithm}"] == reference[f"Checksum{algorithm}"]
+
+
+def test_without_verify_signatures_chunk_signatures_are_not_checked(
+    server: ServerProcess,
+) -> None:
+    """Any credentials work without --verify-signatures, as with moto: a signed chunked
+    upload is decoded and stored whatever its chunk signatures say."""
+    from tests.local_aws.test_signatures import _body, _wrong_chunk_signature, signed_chunked
+
+    body = _body(200 << 10)
+    status, answer = signed_chunked(server, "/chunks/any-sig", body, tamper=_wrong_chunk_signature)
+    assert status == 200, answer
+    assert server.client("s3").get_object(Bucket="chunks", Key="any-sig")["Body"].read() == body

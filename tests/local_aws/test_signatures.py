@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
+import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -268,3 +273,206 @@ def test_a_request_signed_far_from_the_servers_clock_is_refused(
     assert error["Code"] == "InvalidSignatureException"
     expected = "Signature expired" if minutes < 0 else "Signature not yet current"
     assert error["Message"].startswith(expected), error["Message"]
+
+
+# --- signed aws-chunked uploads: every chunk's signature, and the trailer's ---------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class _StreamingSigner(S3SigV4Auth):
+    """botocore's S3 signer, for the seed of a signed streaming upload: the payload it
+    signs is the STREAMING-... literal, as the AWS Java SDK sends over http."""
+
+    def __init__(self, payload: str):
+        super().__init__(Credentials(KEY_ID, SECRET), "s3", "us-east-1")
+        self._payload = payload
+
+    def payload(self, request: Any) -> str:
+        return self._payload
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def signed_chunked(
+    server: Any,
+    path: str,
+    body: bytes,
+    *,
+    trailer: bool = False,
+    chunk: int = 64 << 10,
+    tamper: Callable[[list[list[Any]], dict[str, str]], None] | None = None,
+) -> tuple[int, bytes]:
+    """PUT ``body`` as AWS's signed chunked upload (seed signed by botocore, each chunk's
+    string to sign written here as AWS's documentation gives it); ``tamper`` changes the
+    [size, data, signature] chunks or the trailers after signing. Returns (status, body)."""
+    payload = (
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+        if trailer
+        else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+    )
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(body)),
+    }
+    if trailer:
+        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
+    request = AWSRequest(method="PUT", url=f"{server.url}{path}", headers=headers)
+    signer = _StreamingSigner(payload)
+    signer.add_auth(request)
+    assert request.headers["X-Amz-Content-SHA256"] == payload
+    timestamp = request.context["timestamp"]
+    scope = signer.credential_scope(request)
+    previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+    chunks = []
+    for data in [body[i : i + chunk] for i in range(0, len(body), chunk)] + [b""]:
+        string = "\n".join(
+            ["AWS4-HMAC-SHA256-PAYLOAD", timestamp, scope, previous, EMPTY_SHA256, _sha(data)]
+        )
+        previous = signer.signature(string, request)
+        chunks.append([len(data), data, previous])
+    trailers: dict[str, str] = {}
+    if trailer:
+        crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        trailers["x-amz-checksum-crc32"] = crc
+        hashed = _sha(f"x-amz-checksum-crc32:{crc}\n".encode())
+        string = "\n".join(["AWS4-HMAC-SHA256-TRAILER", timestamp, scope, previous, hashed])
+        trailers["x-amz-trailer-signature"] = signer.signature(string, request)
+    if tamper is not None:
+        tamper(chunks, trailers)
+    framed = b"".join(
+        b"%x;chunk-signature=%s\r\n%s" % (size, sig.encode(), data) + (b"\r\n" if size else b"")
+        for size, data, sig in chunks
+    )
+    framed += b"".join(f"{k}:{v}\r\n".encode() for k, v in trailers.items()) + b"\r\n"
+    sent = {k: v for k, v in request.headers.items()}
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+    try:
+        conn.request("PUT", path, body=framed, headers=sent)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _flip_byte(chunks: list[list[Any]], _: dict[str, str]) -> None:
+    data = bytearray(chunks[1][1])
+    data[100] ^= 0x01
+    chunks[1][1] = bytes(data)
+
+
+def _wrong_chunk_signature(chunks: list[list[Any]], _: dict[str, str]) -> None:
+    chunks[2][2] = "0" * 64
+
+
+def _wrong_final_signature(chunks: list[list[Any]], _: dict[str, str]) -> None:
+    chunks[-1][2] = chunks[-2][2]  # a real signature, of another chunk
+
+
+def _wrong_trailer_signature(_: list[list[Any]], trailers: dict[str, str]) -> None:
+    trailers["x-amz-trailer-signature"] = "f" * 64
+
+
+def _changed_trailer(_: list[list[Any]], trailers: dict[str, str]) -> None:
+    trailers["x-amz-checksum-crc32"] = "AAAAAA=="  # its signature kept
+
+
+def _body(size: int) -> bytes:
+    return bytes((i * 7 + i // 251) % 256 for i in range(size))
+
+
+@pytest.mark.parametrize("trailer", [False, True])
+def test_a_signed_chunked_upload_is_stored_when_every_chunk_is_signed(server, trailer) -> None:
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="chunk-signed")
+    body = _body(200 << 10)  # 4 chunks of up to 64 KiB, then the final 0-byte one
+    status, answer = signed_chunked(server, "/chunk-signed/good", body, trailer=trailer)
+    assert status == 200, answer
+    assert s3.get_object(Bucket="chunk-signed", Key="good")["Body"].read() == body
+
+
+@pytest.mark.parametrize(
+    ("tamper", "trailer"),
+    [
+        (_flip_byte, False),
+        (_flip_byte, True),
+        (_wrong_chunk_signature, False),
+        (_wrong_final_signature, False),
+        (_wrong_trailer_signature, True),
+        (_changed_trailer, True),
+    ],
+)
+def test_a_chunk_or_trailer_not_signed_as_the_seed_says_is_refused(server, tamper, trailer) -> None:
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="chunk-tampered")
+    before = _body(70 << 10)
+    assert signed_chunked(server, "/chunk-tampered/kept", before)[0] == 200
+    body = _body(200 << 10)[::-1]
+    for key in ("new", "kept"):
+        status, answer = signed_chunked(
+            server, f"/chunk-tampered/{key}", body, trailer=trailer, tamper=tamper
+        )
+        assert status == 403, answer
+        assert b"<Code>SignatureDoesNotMatch</Code>" in answer
+        assert b"does not match the signature you provided" in answer
+    # nothing stored: no new object, and the one there before is unchanged
+    assert error_code(lambda: s3.head_object(Bucket="chunk-tampered", Key="new")) == "404"
+    assert s3.get_object(Bucket="chunk-tampered", Key="kept")["Body"].read() == before
+
+
+def test_chunk_strings_to_sign_match_aws_documented_example() -> None:
+    """AWS's worked example (sigv4-streaming, PUT /examplebucket/chunkObject.txt): its seed
+    signature, then 64 KiB and 1 KiB of 'a' and the final chunk, with these signatures."""
+    from local_aws import chunksig
+
+    signer = SigV4Auth(
+        Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        "s3",
+        "us-east-1",
+    )
+    request = AWSRequest(method="PUT", url="https://s3.amazonaws.com/")
+    request.context["timestamp"] = "20130524T000000Z"
+    chain = chunksig.Seed(
+        sign=lambda string: signer.signature(string, request),
+        timestamp="20130524T000000Z",
+        scope="20130524/us-east-1/s3/aws4_request",
+        signature="4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+        trailer=False,
+    ).chain()
+    documented = [
+        (b"a" * 65536, "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"),
+        (b"a" * 1024, "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"),
+        (b"", "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"),
+    ]
+    for data, signature in documented:
+        chain.chunk(signature, _sha(data))  # raises Mismatch if not AWS's
+    with pytest.raises(chunksig.Mismatch):
+        chain.chunk(documented[-1][1], EMPTY_SHA256)  # the chain moved on
+
+
+def test_a_signed_chunked_part_is_checked_and_the_object_survives_a_restart(server) -> None:
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="chunk-parts")
+    upload = s3.create_multipart_upload(Bucket="chunk-parts", Key="k")["UploadId"]
+    path = f"/chunk-parts/k?partNumber=1&uploadId={upload}"
+    body = _body(150 << 10)
+    status, answer = signed_chunked(server, path, body, trailer=True, tamper=_flip_byte)
+    assert (status, b"SignatureDoesNotMatch" in answer) == (403, True)
+    listed = s3.list_parts(Bucket="chunk-parts", Key="k", UploadId=upload)
+    assert listed.get("Parts", []) == []  # no part stored for it
+    assert signed_chunked(server, path, body, trailer=True)[0] == 200
+    (part,) = s3.list_parts(Bucket="chunk-parts", Key="k", UploadId=upload)["Parts"]
+    s3.complete_multipart_upload(
+        Bucket="chunk-parts",
+        Key="k",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert signed_chunked(server, "/chunk-parts/single", body)[0] == 200
+    server.stop(signal.SIGKILL)
+    server.start()  # the journal replays the framed bodies: their chunks were checked once
+    s3 = client(server, "s3")
+    assert s3.get_object(Bucket="chunk-parts", Key="k")["Body"].read() == body
+    assert s3.get_object(Bucket="chunk-parts", Key="single")["Body"].read() == body
