@@ -268,7 +268,9 @@ class ServerProcess:
             self.proc.wait()
         self.proc = None
 
-    def client(self, service: str):
+    def client(self, service: str, config: Any = None):
+        """A client of its own session (thread-safe to use beside others); ``config`` a
+        botocore ``Config`` (e.g. one attempt, where a retry would blur what a kill did)."""
         import boto3
 
         return boto3.session.Session().client(
@@ -277,6 +279,7 @@ class ServerProcess:
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",
+            config=config,
         )
 
 

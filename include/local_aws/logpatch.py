@@ -25,7 +25,7 @@ from moto.logs import models as logs_models
 from moto.logs.exceptions import InvalidParameterException
 from moto.logs.utils import EventMessageFilter
 
-from local_aws import logevents
+from local_aws import logevents, motopatch
 from local_aws.logevents import EventFile
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,7 @@ _PATCHED = {
 }
 for _owner, _names in _PATCHED.items():
     for _name in _names:
-        if not callable(_owner.__dict__.get(_name)):
-            raise ImportError(
-                f"local_aws.logpatch: moto's {_owner.__name__}.{_name} is gone; the Logs "
-                "patch needs revisiting for this moto version"
-            )
+        motopatch.original(_owner, _name, "local_aws.logpatch (Logs events on disk)")
 _original_init: Callable[..., None] = logs_models.LogStream.__init__
 _original_delete_stream: Callable[..., None] = logs_models.LogGroup.delete_log_stream
 _original_delete_group: Callable[..., None] = logs_models.LogsBackend.delete_log_group

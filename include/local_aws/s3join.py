@@ -28,29 +28,21 @@ import functools
 import hashlib
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
 from moto.s3.utils import compute_checksum
 
-from local_aws import s3parts, s3stream
+from local_aws import motopatch, s3parts, s3stream
 from local_aws.s3checksums import running_checksum
 
-
-def _found(owner: type, name: str) -> Callable[..., Any]:
-    found = owner.__dict__.get(name)
-    if not callable(found):
-        raise ImportError(
-            f"local_aws.s3join: moto's {owner.__name__}.{name} is gone; the "
-            "CompleteMultipartUpload patch needs revisiting for this moto version"
-        )
-    return found
-
-
-_original_complete = _found(s3_models.FakeMultipart, "complete")
-_original_complete_upload = _found(s3_models.S3Backend, "complete_multipart_upload")
+_PATCH = "local_aws.s3join (CompleteMultipartUpload)"
+_original_complete = motopatch.original(s3_models.FakeMultipart, "complete", _PATCH)
+_original_complete_upload = motopatch.original(
+    s3_models.S3Backend, "complete_multipart_upload", _PATCH
+)
 if not hasattr(s3_models, "MultipartChecksumBuilder") or not hasattr(
     s3_models, "S3_UPLOAD_PART_MIN_SIZE"
 ):

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from moto.s3.models import FakeKey, S3Backend
 from moto.s3.responses import S3Response
+
+from local_aws import motopatch
 
 
 @dataclass(frozen=True)
@@ -150,18 +151,9 @@ def answer_get(key: Any, part_number: Any, response: Any) -> Any:
 _asked = threading.local()  # .part: (whole key, its PartRange or None, count) for a HEAD
 
 
-def _found(owner: type, name: str) -> Callable[..., Any]:
-    found = owner.__dict__.get(name)
-    if not callable(found):
-        raise ImportError(
-            f"local_aws.s3parts: moto's {owner.__name__}.{name} is gone; the "
-            "PartNumber patch needs revisiting for this moto version"
-        )
-    return found
-
-
-_original_get = _found(S3Backend, "get_object")
-_original_head = _found(S3Response, "head_object")
+_PATCH = "local_aws.s3parts (PartNumber)"
+_original_get = motopatch.original(S3Backend, "get_object", _PATCH)
+_original_head = motopatch.original(S3Response, "head_object", _PATCH)
 
 
 @functools.wraps(_original_get)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -192,13 +191,8 @@ def _writer(server: ServerProcess, expected: dict[str, bytes | None]) -> str | N
     """Put and delete objects until the server dies; return the key of the write in flight
     (applied or not) and leave ``expected`` with what was acknowledged."""
     # one attempt: a retry could land on the restarted server and blur what was acknowledged
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2),
+    client = server.client(
+        "s3", Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2)
     )
     client.create_bucket(Bucket="crash")
     for i in range(100_000):

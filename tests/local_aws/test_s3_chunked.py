@@ -38,17 +38,9 @@ def _as_trailer(params: dict[str, Any], **_: Any) -> None:
 
 
 def chunked_client(server: ServerProcess, **config: Any) -> Any:
-    import boto3
     from botocore.config import Config
 
-    s3 = boto3.session.Session().client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(**config),
-    )
+    s3 = server.client("s3", Config(**config))
     for operation in ("PutObject", "UploadPart"):
         s3.meta.events.register(f"before-call.s3.{operation}", _as_trailer)
     return s3
