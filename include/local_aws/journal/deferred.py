@@ -191,7 +191,11 @@ def _guard_stores() -> None:
         for name in ("__setitem__", "setlist", "pop"):
             _wrap(_VersionedKeyStore, name, _before_key_change)
         _wrap(MultipartDict, "__getitem__", _saw_upload)
-        _wrap(S3Backend, "get_bucket", lambda backend, name, *_: _saw(_bucket_check, backend.buckets, name))
+        _wrap(
+            S3Backend,
+            "get_bucket",
+            lambda backend, name, *_: _saw(_bucket_check, backend.buckets, name),
+        )
         FakeMultipart.set_part = _late_set_part(FakeMultipart.set_part)  # type: ignore[method-assign]
         for name in ("__setitem__", "__delitem__"):
             _wrap(MultipartDict, name, lambda *_: _before_change())
