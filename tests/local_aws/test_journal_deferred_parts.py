@@ -122,6 +122,31 @@ def test_writes_go_on_while_a_large_part_is_copied(tmp_path: Path, held_part: He
         assert read(s3, "parts", "other") == sha(FIRST_PART + LAST_PART)
 
 
+def test_a_part_whose_reads_changed_during_its_copy_runs_again_with_the_same_answer(
+    tmp_path: Path, held_part: HeldPart
+) -> None:
+    """moto reads the upload's key (its ACL) for an UploadPart: a put of that key during
+    the copy makes the part stale, and it runs again under the lock (a second copy) with
+    the answer it would have had."""
+    journal_dir = tmp_path / "journal"
+    with Run(journal_dir) as run:
+        s3 = run.client("s3")
+        s3.create_bucket(Bucket="parts")
+        upload = s3.create_multipart_upload(Bucket="parts", Key="k")["UploadId"]
+        late = Background(lambda: upload_part(once(run), upload, 1, LARGE_PART))
+        assert held_part.reached.wait(60), "the part never reached its copy"
+        s3.put_object(Bucket="parts", Key="k", Body=b"an object of the same key")
+        held_part.release.set()
+        assert late.result() == etag_of(LARGE_PART)
+        assert held_part.built == 2  # dropped, then built again with the lock held
+        assert parts_of(s3, "parts", "k", upload) == [(1, etag_of(LARGE_PART))]
+    with Run(journal_dir) as run:
+        s3 = run.client("s3")
+        assert read(s3, "parts", "k") == sha(b"an object of the same key")
+        complete(s3, "parts", "k", upload, [{"PartNumber": 1, "ETag": etag_of(LARGE_PART)}])
+        assert read(s3, "parts", "k") == sha(LARGE_PART)
+
+
 @pytest.mark.parametrize("meanwhile", ["abort", "complete", "delete-bucket"])
 def test_an_upload_ended_during_a_part_copy_fails_the_part_as_if_it_came_first(
     tmp_path: Path, held_part: HeldPart, meanwhile: str
