@@ -1,5 +1,6 @@
-"""The journal: small writes during a large upload and during a large CompleteMultipartUpload
-(one lock for every write, taken late by both), and restart time after heavy churn, with
+"""The journal: small writes during a large upload, during a multipart upload of large parts
+and during a large CompleteMultipartUpload (one lock for every write, taken late by all
+three), and restart time after heavy churn, with
 compaction against without.
 
 The workload of issue 7: 40,000 small puts then 20,000 deletes (20,000 live objects after
@@ -38,6 +39,8 @@ PAUSE_BEFORE_MS = 427.0
 PAUSE_TARGET_MS = 100.0
 LARGE_MB = int(os.environ.get("BENCH_JOURNAL_LARGE_MB", "1024"))
 PART_MB = 64
+#: A multipart upload of LARGE_MB in this many parts, sent at once (as boto3 sends them).
+LARGE_PARTS = 4
 
 
 def _small_put_latencies(aws: Any, bucket: str, until: Any, at_least: int = 50) -> list[float]:
@@ -112,6 +115,94 @@ def _small_writes_during_large_upload(aws: Any) -> list[Row]:
     ]
 
 
+def _send_parts(aws: Any, bucket: str, part: bytes) -> float:
+    """Seconds to send LARGE_PARTS parts of ``part`` at once, each from its own client."""
+    s3 = aws.client("s3")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+
+    def send(number: int) -> None:
+        aws.client("s3").upload_part(
+            Bucket=bucket, Key="parts", UploadId=upload, PartNumber=number, Body=part
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(LARGE_PARTS) as pool:
+        list(pool.map(send, range(1, LARGE_PARTS + 1)))
+    seconds = time.perf_counter() - started
+    s3.abort_multipart_upload(Bucket=bucket, Key="parts", UploadId=upload)
+    return seconds
+
+
+def _during_parts(aws: Any, bucket: str, part: bytes) -> tuple[list[float], float]:
+    """1-byte put latencies while the parts go up, and the parts' seconds."""
+    done = threading.Event()
+    result: list[float] = []
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            result.append(_send_parts(aws, bucket, part))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    latencies = _small_put_latencies(aws, bucket, until=done.is_set)
+    uploader.join()
+    if errors:
+        raise errors[0]
+    return latencies, result[0]
+
+
+def _small_writes_during_large_parts(aws: Any) -> list[Row]:
+    """p99 of 1-byte puts while LARGE_PARTS large parts of one upload go up at once; the
+    baseline is the same in this run with UploadPart holding the lock for its whole copy
+    (as before it took the lock late)."""
+    from local_aws.journal import write_path
+
+    s3 = aws.client("s3")
+    bucket = f"bench-parts-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    part_mb = LARGE_MB // LARGE_PARTS
+    part = os.urandom(part_mb << 20)
+    latencies, seconds = _during_parts(aws, bucket, part)
+    late = write_path._part_upload
+    write_path._part_upload = lambda *args: False  # type: ignore[assignment]
+    try:
+        before, before_seconds = _during_parts(aws, bucket, part)
+    finally:
+        write_path._part_upload = late
+    during, locked = _p99_ms(latencies), _p99_ms(before)
+    what = f"{LARGE_PARTS} × {part_mb:,} MB UploadPart at once"
+    return [
+        Row(
+            f"1-byte PutObject p99 during {what} ({len(latencies)} puts)",
+            during,
+            "ms",
+            baseline=locked,
+            baseline_name=f"each part's copy under the lock ({len(before)} puts)",
+            target="<= 100 ms",
+            ok=during <= 100,
+        ),
+        Row(
+            "  the slowest of them",
+            max(latencies) * 1000,
+            "ms",
+            baseline=max(before) * 1000,
+            baseline_name="each part's copy under the lock",
+        ),
+        Row(
+            f"  the {LARGE_PARTS} parts themselves",
+            seconds,
+            "s",
+            baseline=before_seconds,
+            baseline_name="each part's copy under the lock",
+        ),
+    ]
+
+
 def _churn(server: Any, live: int, threads: int = 8) -> None:
     clients = [server.client("s3") for _ in range(threads)]
     clients[0].create_bucket(Bucket="churn")
@@ -156,6 +247,7 @@ def _count(server: Any) -> int:
 def run(aws: Any) -> list[Row]:
     return (
         _small_writes_during_large_upload(aws)
+        + _small_writes_during_large_parts(aws)
         + _small_writes_during_a_completion(aws)
         + _restart_after_churn()
     )

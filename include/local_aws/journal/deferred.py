@@ -1,27 +1,42 @@
-"""The writes that take the journal's lock late: a large PutObject, CompleteMultipartUpload.
+"""The writes that take the journal's lock late: a large PutObject, a large UploadPart,
+CompleteMultipartUpload.
 
-Both spend their time before they change anything other writes see: copying a body of
-gigabytes into its object, joining the parts into one file. Holding the lock for that
-stopped every other write (a 1-byte put waited seconds behind a 1 GB upload, a 2 GB
-completion stopped every write for its copy). So they run without the lock until moto first
-changes an S3 bucket's keys or uploads; the lock is taken there and held until the record
-is appended, so the journal's order is still the order moto applied the changes in.
+All three spend their time before they change anything other writes see: copying a body of
+gigabytes into its object or part, joining the parts into one file. Holding the lock for
+that stopped every other write (a 1-byte put waited seconds behind a 1 GB upload, a 2 GB
+completion stopped every write for its copy, a multipart upload of 256 MB parts stopped them
+for each part's copy). So they run without the lock until moto first changes an S3 bucket's
+keys or uploads, or stores a part in its upload; the lock is taken there and held until the
+record is appended, so the journal's order is still the order moto applied the changes in.
 
-What such a request read before that moment (whether the key exists and its versions, the
-upload and its parts, whether the bucket is versioned) is noted as it is read, and checked
-once the lock is held. If another write changed any of it meanwhile, the request has changed
-nothing yet: it is run again from the start with the lock held, as every other write is. So
-every answer is one that replaying the journal in its order gives again (a completion that
-lost a race to an UploadPart of the same part fails with InvalidPart, as it would after it;
-two concurrent puts of a versioned key both keep their version).
+What such a request read before that moment (that the bucket is the same bucket, whether the
+key exists and its versions, the upload and its parts, whether the bucket is versioned) is
+noted as it is read, and checked once the lock is held. If another write changed any of it
+meanwhile, the request has changed nothing yet: it is run again from the start with the lock
+held, as every other write is. So every answer is one that replaying the journal in its
+order gives again (a completion that lost a race to an UploadPart of the same part fails
+with InvalidPart, as it would after it; two concurrent puts of a versioned key both keep
+their version; a put or a part whose bucket was deleted meanwhile fails NoSuchBucket).
+
+An UploadPart notes less: only that its upload is the same upload (not aborted, completed,
+or gone with its bucket). The other parts of the upload, and a part of its own number stored
+meanwhile, are not read by it: moto stores the part whatever they are, replacing (and
+disposing) a part of that number found once the lock is held, as a replay in the journal's
+order does. So the parts of one upload sent at once (boto3 sends them so) do not make each
+other run again. Its part's key is built (the body copied) on a stand-in of the upload that
+nobody else sees; :func:`_late_set_part` then stores it with the lock held.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import threading
+from bisect import insort
 from collections.abc import Callable
 from typing import Any
 
+from local_aws.journal.compaction import _crash_point
 from local_aws.journal.shims import _applying
 
 #: A check of one read: whether what it saw is still so.
@@ -35,8 +50,10 @@ class Stale(Exception):
 class _WriteLock:
     """The journal's lock as one request takes it: at once, or late (``deferred``)."""
 
-    def __init__(self, lock: threading.Lock, deferred: bool = False):
+    def __init__(self, lock: threading.Lock, deferred: bool = False, part: bool = False):
         self.lock = lock
+        #: an UploadPart: of its upload, only that it is the same upload is noted
+        self.part = part
         self.held = False
         self.reads: list[_Check] | None = [] if deferred else None
         self.stale = False
@@ -93,6 +110,24 @@ def _versions_check(store: dict[str, Any], key: str) -> _Check:
     return lambda: _same(dict.get(store, key), seen)
 
 
+def _saw_upload(uploads: dict[str, Any], upload_id: str, *_: Any) -> None:
+    pending = _pending()
+    if pending is not None:
+        _saw(_same_upload_check if pending.part else _upload_check, uploads, upload_id)
+
+
+def _same_upload_check(uploads: dict[str, Any], upload_id: str) -> _Check:
+    upload = dict.get(uploads, upload_id)
+    return lambda: dict.get(uploads, upload_id) is upload
+
+
+def _bucket_check(buckets: dict[str, Any], name: str) -> _Check:
+    # a bucket deleted (and perhaps made again) meanwhile: what the request holds of it
+    # is gone, and a replay would answer NoSuchBucket
+    bucket = dict.get(buckets, name)
+    return lambda: dict.get(buckets, name) is bucket
+
+
 def _upload_check(uploads: dict[str, Any], upload_id: str) -> _Check:
     upload = dict.get(uploads, upload_id)
     numbers = None if upload is None else tuple(upload.parts)
@@ -131,7 +166,7 @@ _guard_lock = threading.Lock()
 def _guard_stores() -> None:
     """Make moto's S3 key stores, upload tables and versioning note the reads of a
     late-locking request, and take the lock at its first change (process-wide, once)."""
-    from moto.s3.models import FakeBucket, MultipartDict
+    from moto.s3.models import FakeBucket, FakeMultipart, MultipartDict, S3Backend
     from moto.s3.utils import _VersionedKeyStore
 
     with _guard_lock:
@@ -143,13 +178,25 @@ def _guard_stores() -> None:
                 "local_aws.journal: moto's FakeBucket.is_versioned is no longer a property; "
                 "the late lock of large writes needs revisiting for this moto version"
             )
+        stored = set(FakeMultipart.set_part.__code__.co_names)
+        if not {"FakeKey", "dispose", "parts", "partlist", "insort"} <= stored:
+            raise ImportError(
+                "local_aws.journal: moto's FakeMultipart.set_part no longer builds a FakeKey "
+                "and stores it in parts/partlist; the late lock of UploadPart needs revisiting"
+            )
         for name in ("__contains__", "__sgetitem__"):
             _wrap(
                 _VersionedKeyStore, name, lambda store, key, *_: _saw(_versions_check, store, key)
             )
         for name in ("__setitem__", "setlist", "pop"):
             _wrap(_VersionedKeyStore, name, _before_key_change)
-        _wrap(MultipartDict, "__getitem__", lambda ups, key, *_: _saw(_upload_check, ups, key))
+        _wrap(MultipartDict, "__getitem__", _saw_upload)
+        _wrap(
+            S3Backend,
+            "get_bucket",
+            lambda backend, name, *_: _saw(_bucket_check, backend.buckets, name),
+        )
+        FakeMultipart.set_part = _late_set_part(FakeMultipart.set_part)  # type: ignore[method-assign]
         for name in ("__setitem__", "__delitem__"):
             _wrap(MultipartDict, name, lambda *_: _before_change())
         versioning = versioned.fget
@@ -174,6 +221,38 @@ def _before_key_change(store: Any, key: Any, *args: Any) -> None:
             if all(version is not kept for kept in stored) and hasattr(version, "dispose"):
                 version.dispose()
         raise
+
+
+def _late_set_part(real: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``FakeMultipart.set_part``, which builds the part's key (copying the body into
+    it) and stores it in the upload in one call: for a late-locking UploadPart, the key is
+    built first, without the lock, and the lock taken to store it."""
+
+    @functools.wraps(real)
+    def set_part(upload: Any, part_id: int, value: Any) -> Any:
+        if _pending() is None or part_id < 1:  # the lock is held already, or moto's error
+            return real(upload, part_id, value)
+        # moto's own set_part, on a stand-in of the upload with no parts that nobody else
+        # sees: the key is made as moto makes it (the upload's encryption), body copied
+        stand_in = copy.copy(upload)
+        stand_in.parts, stand_in.partlist = {}, []
+        key = real(stand_in, part_id, value)
+        key.etag  # noqa: B018  (an MD5 over the body, if the copy did not keep one)
+        _crash_point("part-copied", 1)  # copied, nothing stored yet
+        try:
+            _before_change()
+        except Stale:
+            key.dispose()  # dropped: the request runs again with the lock held
+            raise
+        # stored as moto's set_part stores it, now with the lock held
+        if part_id in upload.parts:
+            upload.parts[part_id].dispose()
+        upload.parts[part_id] = key
+        if part_id not in upload.partlist:
+            insort(upload.partlist, part_id)
+        return key
+
+    return set_part
 
 
 def _wrap(owner: type, name: str, before: Callable[..., None]) -> None:

@@ -202,6 +202,20 @@ def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bo
     )
 
 
+def _part_upload(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
+    """An UploadPart whose body went to a blob (as :func:`_large_put` decides for a put):
+    it takes the lock late too, once its part is built and is to be stored."""
+    return (
+        service == "s3"
+        and body is not None
+        and body.blob is not None
+        and environ.get("REQUEST_METHOD") == "PUT"
+        and "HTTP_X_AMZ_COPY_SOURCE" not in environ
+        and {"partNumber", "uploadId"} <= _query_keys(environ) <= {"partNumber", "uploadId", "x-id"}
+        and _path(environ).strip("/").count("/") >= 1
+    )
+
+
 def _completion(service: str, environ: WSGIEnvironment) -> bool:
     """CompleteMultipartUpload (the one S3 POST with an uploadId): the other write that
     takes the lock late, once its parts are joined."""

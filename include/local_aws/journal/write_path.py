@@ -26,6 +26,7 @@ from local_aws.journal.inspection import (
     _form_action,
     _is_form,
     _large_put,
+    _part_upload,
     _path,
     _query_action,
     _query_keys,
@@ -128,11 +129,14 @@ class _WritePath(_Compaction):
                 body = self._read_body(environ)
         except HTTPException as exc:
             return exc(environ, start_response)
-        deferred = _large_put(service, environ, body) or _completion(service, environ)
+        part = _part_upload(service, environ, body)
+        deferred = part or _large_put(service, environ, body) or _completion(service, environ)
+        # an UploadPart's own crash points: a test can kill it, not the parts before it
+        step = "part-" if part else ""
         # as it was before moto saw it: to run it again if it turns out stale
         pristine = dict(environ) if deferred else environ
         try:
-            with self._write_lock(deferred) as write_lock:
+            with self._write_lock(deferred, part) as write_lock:
                 ts = time.time()
                 try:
                     with _recording() as applied:
@@ -156,7 +160,7 @@ class _WritePath(_Compaction):
                     with _recording() as applied:
                         response = _call(app, environ)
                 if response.code < 300 and deferred:
-                    _crash_point("applied", 1)  # applied in memory, not journaled yet
+                    _crash_point(step + "applied", 1)  # applied in memory, not journaled yet
                 if response.code < 300:
                     meta: dict[str, Any] = {
                         "v": _FORMAT,
@@ -191,7 +195,7 @@ class _WritePath(_Compaction):
                             )
                         else:
                             if deferred:
-                                _crash_point("journaled", 1)  # journaled, not answered
+                                _crash_point(step + "journaled", 1)  # journaled, not answered
                             if body.blob is not None:
                                 self._blobs.add(body.blob.name)
                                 self._recent_blobs.append(body.blob.name)
@@ -202,16 +206,16 @@ class _WritePath(_Compaction):
         return _buffered(response, start_response)
 
     @contextmanager
-    def _write_lock(self, deferred: bool) -> Iterator[_WriteLock]:
+    def _write_lock(self, deferred: bool, part: bool = False) -> Iterator[_WriteLock]:
         """The lock a mutation is applied and journaled under.
 
-        A large PutObject or a CompleteMultipartUpload takes it late (``deferred``): at its
-        first change of what other writes see, after the copy or join that takes seconds
-        for a gigabyte (see :mod:`local_aws.journal.deferred`); from then until the record
-        is appended the lock is held, so the journal's order is still the order moto
-        applied the changes in.
+        A large PutObject or UploadPart (``part``) or a CompleteMultipartUpload takes it late
+        (``deferred``): at its first change of what other writes see, after the copy or
+        join that takes seconds for a gigabyte (see :mod:`local_aws.journal.deferred`); from
+        then until the record is appended the lock is held, so the journal's order is still
+        the order moto applied the changes in.
         """
-        write_lock = _WriteLock(self._lock, deferred)
+        write_lock = _WriteLock(self._lock, deferred, part)
         if not deferred:
             write_lock.hold()
         else:
