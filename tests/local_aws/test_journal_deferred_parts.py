@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
@@ -193,14 +192,7 @@ def test_kill_9_during_a_large_part_leaves_the_upload_completable(
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, env={CRASH_AT_ENV: step}).start()
     try:
-        s3 = boto3.session.Session().client(
-            "s3",
-            endpoint_url=server.url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
+        s3 = server.client("s3", Config(retries={"total_max_attempts": 1}))
         s3.create_bucket(Bucket="parts")
         upload = s3.create_multipart_upload(Bucket="parts", Key="k")["UploadId"]
         last = upload_part(s3, upload, 2, LAST_PART)  # small: journaled under the lock

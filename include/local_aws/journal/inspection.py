@@ -189,30 +189,28 @@ def _describe(meta: dict[str, Any]) -> str:
     return f"{meta.get('method', '?')} {meta.get('service', '?')} {what}"
 
 
-def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
-    """A plain PutObject whose body went to a blob: the one write that takes the lock late."""
+def _streamed_body_put(environ: WSGIEnvironment, service: str, body: _Body | None) -> bool:
+    """An S3 PUT to a key (not a bucket call, not a copy) whose body went to a blob."""
     return (
         service == "s3"
         and body is not None
         and body.blob is not None
         and environ.get("REQUEST_METHOD") == "PUT"
         and "HTTP_X_AMZ_COPY_SOURCE" not in environ
-        and _query_keys(environ) <= {"x-id"}
         and _path(environ).strip("/").count("/") >= 1  # /bucket/key, not a bucket call
     )
+
+
+def _large_put(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
+    """A plain PutObject whose body went to a blob: it takes the lock late."""
+    return _streamed_body_put(environ, service, body) and _query_keys(environ) <= {"x-id"}
 
 
 def _part_upload(service: str, environ: WSGIEnvironment, body: _Body | None) -> bool:
     """An UploadPart whose body went to a blob (as :func:`_large_put` decides for a put):
     it takes the lock late too, once its part is built and is to be stored."""
-    return (
-        service == "s3"
-        and body is not None
-        and body.blob is not None
-        and environ.get("REQUEST_METHOD") == "PUT"
-        and "HTTP_X_AMZ_COPY_SOURCE" not in environ
-        and {"partNumber", "uploadId"} <= _query_keys(environ) <= {"partNumber", "uploadId", "x-id"}
-        and _path(environ).strip("/").count("/") >= 1
+    return _streamed_body_put(environ, service, body) and (
+        {"partNumber", "uploadId"} <= _query_keys(environ) <= {"partNumber", "uploadId", "x-id"}
     )
 
 
