@@ -268,6 +268,14 @@ class ServerProcess:
             self.proc.wait()
         self.proc = None
 
+    def wait_killed(self, timeout: float = 60) -> None:
+        """Wait for the server to die of a crash switch (``LOCAL_AWS_JOURNAL_CRASH_AT``):
+        SIGKILLed by itself, not exited or stopped."""
+        import signal
+
+        assert self.proc is not None, "the server was not started"
+        assert self.proc.wait(timeout=timeout) == -signal.SIGKILL
+
     def client(self, service: str, config: Any = None):
         """A client of its own session (thread-safe to use beside others); ``config`` a
         botocore ``Config`` (e.g. one attempt, where a retry would blur what a kill did)."""
